@@ -1,0 +1,55 @@
+# quickdraw-ae: `make reproduce` (the main job) and `make test`. Both create .venv when it is missing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# A relative QUICKDRAW_DIR is taken from the folder make runs in; notebooks run from notebooks/.
+ifdef QUICKDRAW_DIR
+export QUICKDRAW_DIR := $(abspath $(QUICKDRAW_DIR))
+endif
+ifeq ($(QUICK),1)
+RUN_FLAGS := --quick
+REPORT_OUT := runs/quick/report.md
+METRICS := runs/quick/metrics.json
+else
+REPORT_OUT := report.md
+METRICS := results/metrics.json
+endif
+DATA_DIR := $(or $(QUICKDRAW_DIR),data/quickdraw_subset_np)
+
+.PHONY: setup data reproduce report test bench lab clean
+
+setup: $(STAMP)
+
+# Reinstalled only when requirements.txt or pyproject.toml change: a second call starts at once.
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+# The data folder: kept as is when it loads; else built from Google's QuickDraw files (needs a network).
+data: $(STAMP)
+	@if [ -d "$(DATA_DIR)" ]; then $(PY) -c "import helpers; helpers.load_quickdraw('$(DATA_DIR)', with_md5=False); print('data: $(DATA_DIR) is valid')"; \
+	else $(PY) -m helpers.download --out "$(DATA_DIR)"; fi
+
+reproduce: data
+	$(PY) -m helpers.runner $(RUN_FLAGS) $(if $(PARAMS),$(PARAMS))
+	$(MAKE) --no-print-directory report
+
+report: $(STAMP)
+	$(PY) -m helpers.report --metrics $(METRICS) --template report.md --out $(REPORT_OUT)
+
+test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) bench/bench_autoencoders.py
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean:
+	rm -rf runs/notebooks runs/notebooks-quick runs/quick

@@ -1,0 +1,243 @@
+"""Models. Hyperparameters of the course report are the defaults.
+
+Shapes: images are (B, 1, 28, 28) float32 in [0, 1]; a drawing read "row by row" is a sequence of 28 rows
+of 28 pixels, (B, 28, 28).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+# ---------------------------------------------------------------------------------------------------
+# Autoencoders (per-pixel MSE loss)
+# ---------------------------------------------------------------------------------------------------
+
+
+class LSTMAutoencoder(nn.Module):
+    """Rows as a time series. Encoder: 2-layer LSTM over the 28 rows; the last layer's final hidden state
+    -> linear -> latent. Decoder: latent -> linear -> the same vector fed at each of the 28 steps of a
+    2-layer LSTM; a linear layer + sigmoid turns each step's output into one row of 28 pixels."""
+
+    def __init__(self, input_dim: int = 28, hidden_dim: int = 128, latent_dim: int = 128, num_layers: int = 2):
+        super().__init__()
+        self.encoder = nn.LSTM(input_dim, hidden_dim, num_layers, batch_first=True)
+        self.to_latent = nn.Linear(hidden_dim, latent_dim)
+        self.from_latent = nn.Linear(latent_dim, hidden_dim)
+        self.decoder = nn.LSTM(hidden_dim, hidden_dim, num_layers, batch_first=True)
+        self.to_row = nn.Linear(hidden_dim, input_dim)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        seq = x.reshape(x.shape[0], 28, 28)  # (B, T=28 rows, 28 pixels)
+        _, (h, _) = self.encoder(seq)  # h: (layers, B, H)
+        return self.to_latent(h[-1])  # (B, latent)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        step_input = self.from_latent(z).unsqueeze(1).expand(-1, 28, -1)  # (B, 28, H), same at every step
+        out, _ = self.decoder(step_input)  # (B, 28, H)
+        return torch.sigmoid(self.to_row(out)).unsqueeze(1)  # (B, 1, 28, 28)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+
+class CNNAutoencoder(nn.Module):
+    """Conv(1->16, 3x3, s2) -> ReLU -> Conv(16->32, 3x3, s2) -> ReLU -> linear 32*7*7 -> latent, and the
+    mirror image back (linear, two transposed convolutions, sigmoid output)."""
+
+    def __init__(self, latent_dim: int = 64):
+        super().__init__()
+        self.encoder = nn.Sequential(
+            nn.Conv2d(1, 16, 3, stride=2, padding=1), nn.ReLU(),  # (B, 16, 14, 14)
+            nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),  # (B, 32, 7, 7)
+            nn.Flatten(), nn.Linear(32 * 7 * 7, latent_dim),
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(latent_dim, 32 * 7 * 7), nn.ReLU(), nn.Unflatten(1, (32, 7, 7)),
+            nn.ConvTranspose2d(32, 16, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),  # (B, 16, 14, 14)
+            nn.ConvTranspose2d(16, 1, 3, stride=2, padding=1, output_padding=1), nn.Sigmoid(),  # (B, 1, 28, 28)
+        )
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+
+def ae_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Per-pixel MSE (mean over pixels and images)."""
+    return {"loss": F.mse_loss(model(x), x)}
+
+
+# ---------------------------------------------------------------------------------------------------
+# VAEs (loss in nats per image)
+# ---------------------------------------------------------------------------------------------------
+
+
+class GRUEncoder(nn.Module):
+    """Bidirectional GRU (hidden 256) over the 28 rows; the final states of both directions -> mean and
+    log-variance. With ``n_classes`` > 0, the one-hot class is appended to every row (conditional VAE)."""
+
+    def __init__(self, latent_dim: int = 32, hidden_dim: int = 256, n_classes: int = 0):
+        super().__init__()
+        self.n_classes = n_classes
+        self.gru = nn.GRU(28 + n_classes, hidden_dim, batch_first=True, bidirectional=True)
+        self.mu = nn.Linear(2 * hidden_dim, latent_dim)
+        self.logvar = nn.Linear(2 * hidden_dim, latent_dim)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        seq = x.reshape(x.shape[0], 28, 28)  # (B, 28, 28)
+        if self.n_classes:
+            seq = torch.cat([seq, c.unsqueeze(1).expand(-1, 28, -1)], dim=2)  # (B, 28, 28 + K)
+        _, h = self.gru(seq)  # (2, B, H): forward and backward final states
+        h = torch.cat([h[0], h[1]], dim=1)  # (B, 2H)
+        return self.mu(h), self.logvar(h)
+
+
+class CNNEncoder(nn.Module):
+    """Conv(1->32, s2) -> Conv(32->64, s2) -> Conv(64->128, s1), ReLUs, then mean and log-variance.
+    With ``n_classes`` > 0, the one-hot class enters as K constant extra input channels."""
+
+    def __init__(self, latent_dim: int = 32, n_classes: int = 0):
+        super().__init__()
+        self.n_classes = n_classes
+        self.conv = nn.Sequential(
+            nn.Conv2d(1 + n_classes, 32, 3, stride=2, padding=1), nn.ReLU(),  # (B, 32, 14, 14)
+            nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(),  # (B, 64, 7, 7)
+            nn.Conv2d(64, 128, 3, stride=1, padding=1), nn.ReLU(),  # (B, 128, 7, 7)
+            nn.Flatten(),
+        )
+        self.mu = nn.Linear(128 * 7 * 7, latent_dim)
+        self.logvar = nn.Linear(128 * 7 * 7, latent_dim)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.n_classes:
+            x = torch.cat([x, c[:, :, None, None].expand(-1, -1, 28, 28)], dim=1)  # (B, 1 + K, 28, 28)
+        h = self.conv(x)
+        return self.mu(h), self.logvar(h)
+
+
+class CNNDecoder(nn.Module):
+    """linear -> 128x7x7 -> ConvT(128->64, 4x4, s2) -> ConvT(64->32, 4x4, s2) -> Conv(32->1, 3x3).
+    Returns Bernoulli logits (B, 1, 28, 28); sigmoid gives pixel probabilities. With ``n_classes`` > 0 the
+    one-hot class is concatenated to z."""
+
+    def __init__(self, latent_dim: int = 32, n_classes: int = 0):
+        super().__init__()
+        self.n_classes = n_classes
+        self.net = nn.Sequential(
+            nn.Linear(latent_dim + n_classes, 128 * 7 * 7), nn.ReLU(), nn.Unflatten(1, (128, 7, 7)),
+            nn.ConvTranspose2d(128, 64, 4, stride=2, padding=1), nn.ReLU(),  # (B, 64, 14, 14)
+            nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1), nn.ReLU(),  # (B, 32, 28, 28)
+            nn.Conv2d(32, 1, 3, padding=1),  # (B, 1, 28, 28) logits
+        )
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        if self.n_classes:
+            z = torch.cat([z, c], dim=1)
+        return self.net(z)
+
+
+class VAE(nn.Module):
+    """Variational autoencoder (Kingma & Welling, 2014) with a GRU or CNN encoder and the CNN decoder.
+    ``n_classes`` > 0 makes it a conditional VAE (Sohn et al., 2015): encoder q(z|x,c) and decoder
+    p(x|z,c) both see the one-hot class c; the prior stays N(0, I)."""
+
+    def __init__(self, encoder: str = "cnn", latent_dim: int = 32, n_classes: int = 0):
+        super().__init__()
+        if encoder not in ("gru", "cnn"):
+            raise ValueError(f"encoder must be 'gru' or 'cnn', got {encoder!r}")
+        self.latent_dim, self.n_classes = latent_dim, n_classes
+        self.encoder = (GRUEncoder(latent_dim, n_classes=n_classes) if encoder == "gru"
+                        else CNNEncoder(latent_dim, n_classes=n_classes))
+        self.decoder = CNNDecoder(latent_dim, n_classes=n_classes)
+
+    def one_hot(self, y: torch.Tensor | None) -> torch.Tensor | None:
+        if not self.n_classes:
+            return None
+        if y is None:
+            raise ValueError("a conditional VAE needs the class labels y")
+        return F.one_hot(y, self.n_classes).float()
+
+    def encode(self, x, y=None) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.encoder(x, self.one_hot(y))  # (B, D) mean, (B, D) log-variance
+
+    @staticmethod
+    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+
+    def decode_logits(self, z, y=None) -> torch.Tensor:
+        return self.decoder(z, self.one_hot(y))  # (B, 1, 28, 28)
+
+    def decode(self, z, y=None) -> torch.Tensor:
+        return torch.sigmoid(self.decode_logits(z, y))
+
+    def forward(self, x, y=None):
+        mu, logvar = self.encode(x, y)
+        z = self.reparameterize(mu, logvar)
+        return self.decode_logits(z, y), mu, logvar
+
+    @torch.no_grad()
+    def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None):
+        """n drawings from the prior, as pixel probabilities (n, 1, 28, 28); y (n,) classes if conditional."""
+        device = next(self.parameters()).device
+        z = torch.randn(n, self.latent_dim, generator=generator, device="cpu").to(device)
+        return self.decode(z, None if y is None else y.to(device))
+
+
+def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag exp(logvar)) || N(0, I)) per latent dimension, (B, D), in nats.
+    Closed form from Kingma & Welling (2014), Appendix B: -1/2 (1 + log s^2 - mu^2 - s^2)."""
+    return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp())
+
+
+def vae_loss(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, beta: float = 1.0):
+    """Negative ELBO in nats per image: Bernoulli reconstruction (binary cross-entropy summed over the 784
+    pixels) + beta * KL to N(0, I) summed over latent dimensions, both averaged over the images.
+    Kingma & Welling (2014), "Auto-Encoding Variational Bayes", eq. 10 with the KL of Appendix B."""
+    logits, mu, logvar = model(x, y)
+    rec = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1).mean()
+    kl = kl_to_standard_normal(mu, logvar).sum(1).mean()
+    return {"loss": rec + beta * kl, "rec": rec, "kl": kl}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Evaluation classifier (its penultimate features serve FID, its probabilities the Inception score)
+# ---------------------------------------------------------------------------------------------------
+
+
+class Classifier(nn.Module):
+    """Small CNN: two conv blocks -> 128-d features -> 5 classes."""
+
+    feature_dim = 128
+
+    def __init__(self, n_classes: int = 5):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+            nn.Conv2d(32, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),  # (B, 32, 14, 14)
+            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
+            nn.Conv2d(64, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),  # (B, 64, 7, 7)
+            nn.Flatten(), nn.Dropout(0.3), nn.Linear(64 * 7 * 7, self.feature_dim), nn.ReLU(),
+        )
+        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(self.feature_dim, n_classes))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)  # (B, 128)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))  # (B, 5) logits
+
+
+def classifier_loss(model: Classifier, x: torch.Tensor, y: torch.Tensor):
+    """Cross-entropy on drawings randomly shifted by up to 2 pixels (augmentation only while training)."""
+    if model.training:
+        dx, dy = torch.randint(-2, 3, (2,)).tolist()
+        x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+    logits = model(x)
+    return {"loss": F.cross_entropy(logits, y), "accuracy": (logits.argmax(1) == y).float().mean()}

@@ -1,0 +1,254 @@
+"""Plotting: every figure of the notebooks. Functions return a matplotlib Figure; ``savefig`` writes it.
+
+Drawings are shown as black strokes on white (``gray_r``), the way they were drawn. Image grids come from
+``torchvision.utils.make_grid``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from torchvision.utils import make_grid
+
+from .data import CLASS_NAMES, ink_fraction
+from .io import atomic_savefig
+
+CMAP = "gray_r"
+PAD = 2  # pixels between drawings in a grid
+
+
+def savefig(fig, fig_dir: str | os.PathLike, name: str, dpi: int = 150) -> Path:
+    """Write ``fig`` to ``fig_dir/name`` (PNG, atomically) and return the path."""
+    return atomic_savefig(fig, Path(fig_dir) / name, dpi=dpi)
+
+
+def _as_images(x) -> torch.Tensor:
+    """uint8 (N, 28, 28) array or float tensor (N, 1, 28, 28) -> float tensor (N, 1, 28, 28) in [0, 1]."""
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(x)
+    x = x.detach().cpu()
+    if x.dtype == torch.uint8:
+        x = x.float() / 255
+    if x.ndim == 3:
+        x = x.unsqueeze(1)
+    return x.float()
+
+
+def grid_image(images, nrow: int) -> np.ndarray:
+    """(N, 1, 28, 28) -> one (H, W) array with ``nrow`` drawings per row, gray padding between them."""
+    return make_grid(_as_images(images), nrow=nrow, padding=PAD, pad_value=0.35)[0].numpy()
+
+
+def _show_grid(ax, images, nrow: int, row_labels=None, col_labels=None):
+    ax.imshow(grid_image(images, nrow), cmap=CMAP, vmin=0, vmax=1, interpolation="nearest")
+    cell = 28 + PAD
+    ax.set_xticks([PAD + 14 + cell * i for i in range(len(col_labels))] if col_labels else [])
+    ax.set_xticklabels(col_labels or [], rotation=0, fontsize=8)
+    if col_labels:
+        ax.xaxis.tick_top()
+    ax.set_yticks([PAD + 14 + cell * i for i in range(len(row_labels))] if row_labels else [])
+    ax.set_yticklabels(row_labels or [])
+    ax.tick_params(length=0)
+    for s in ax.spines.values():
+        s.set_visible(False)
+
+
+# --- data -------------------------------------------------------------------------------------------
+
+def class_counts(data, class_names=CLASS_NAMES):
+    """Bar chart: drawings per class in each split."""
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    x = np.arange(len(class_names))
+    for off, split, y in [(-0.2, "train", data.y_train), (0.2, "test", data.y_test)]:
+        counts = np.bincount(y, minlength=len(class_names))
+        bars = ax.bar(x + off, counts, width=0.4, label=f"{split} ({len(y)})")
+        ax.bar_label(bars, fontsize=8)
+    ax.set_xticks(x, class_names)
+    ax.set_ylabel("drawings")
+    ax.set_title("Drawings per class")
+    ax.legend()
+    return fig
+
+
+def examples_per_class(images, labels, n_per_class: int = 10, class_names=CLASS_NAMES, seed: int = 0,
+                       title: str = "Example drawings"):
+    """One row per class of ``n_per_class`` randomly chosen drawings, labelled with the class name."""
+    rng = np.random.default_rng(seed)
+    picks = [rng.choice(np.flatnonzero(labels == c), n_per_class, replace=False) for c in range(len(class_names))]
+    fig, ax = plt.subplots(figsize=(n_per_class * 0.75 + 1, len(class_names) * 0.8 + 0.6))
+    _show_grid(ax, images[np.concatenate(picks)], n_per_class, row_labels=list(class_names))
+    ax.set_title(title)
+    return fig
+
+
+def mean_drawings(images, labels, class_names=CLASS_NAMES):
+    """The mean drawing of each class (ink probability per pixel)."""
+    fig, axes = plt.subplots(1, len(class_names), figsize=(2 * len(class_names), 2.4))
+    for c, ax in enumerate(axes):
+        ax.imshow(images[labels == c].mean(0) / 255, cmap=CMAP, vmin=0, vmax=1)
+        ax.set_title(class_names[c])
+        ax.axis("off")
+    fig.suptitle("Mean drawing per class (training split)")
+    return fig
+
+
+def ink_histograms(images, labels, class_names=CLASS_NAMES, threshold: int = 0):
+    """Per class, the distribution of the fraction of lit pixels (value > ``threshold``) per drawing."""
+    ink = ink_fraction(images, threshold)
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    bins = np.linspace(0, ink.max() * 1.02, 40)
+    for c, name in enumerate(class_names):
+        ax.hist(ink[labels == c], bins=bins, histtype="step", linewidth=1.5,
+                label=f"{name} (mean {ink[labels == c].mean():.3f})")
+    ax.set_xlabel("fraction of lit pixels per drawing")
+    ax.set_ylabel("drawings")
+    ax.set_title("Ink per drawing (training split)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+# --- training -----------------------------------------------------------------------------------------
+
+def loss_curves(record: dict, title: str, ylabel: str = "per-pixel MSE", log_y: bool = True):
+    """Training loss (window means) and held-out loss against training steps."""
+    h = record["history"]
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    ax.plot(h["train"]["step"], h["train"]["loss"], lw=1, alpha=0.8, label="train (10-step means)"
+            if h["steps_per_epoch"] != h["train"]["step"][0] else "train (epoch means)")
+    if h["val"]["step"]:
+        ax.plot(h["val"]["step"], h["val"]["loss"], "o-", ms=3, label="held-out (test split)")
+    ax.set_xlabel("training step")
+    ax.set_ylabel(ylabel)
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return fig
+
+
+def vae_loss_parts(records: dict[str, dict]):
+    """Per model: negative ELBO, reconstruction and KL (nats per image), train and test, per epoch."""
+    parts = [("loss", "negative ELBO"), ("rec", "reconstruction (BCE)"), ("kl", "KL")]
+    fig, axes = plt.subplots(len(records), 3, figsize=(13, 3.2 * len(records)), squeeze=False)
+    for row, (name, rec) in zip(axes, records.items()):
+        h = rec["history"]
+        per_epoch = h["steps_per_epoch"]
+        for ax, (key, label) in zip(row, parts):
+            ax.plot(np.array(h["train"]["step"]) / per_epoch, h["train"][key], label="train")
+            ax.plot(np.array(h["val"]["step"]) / per_epoch, h["val"][key], label="test")
+            ax.set_title(f"{name}: {label}")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel("nats per image")
+            ax.grid(alpha=0.3)
+            ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def compare_curves(records: dict[str, dict], key: str = "loss", ylabel: str = "test negative ELBO (nats per image)"):
+    """Held-out curves of several models on one plot."""
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for name, rec in records.items():
+        h = rec["history"]
+        ax.plot(np.array(h["val"]["step"]) / h["steps_per_epoch"], h["val"][key], label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return fig
+
+
+# --- reconstructions and samples ------------------------------------------------------------------
+
+def reconstruction_grid(rows: dict[str, torch.Tensor], labels, class_names=CLASS_NAMES, title: str = ""):
+    """Rows of drawings (e.g. original / untrained / trained), one column per drawing, named by class."""
+    n = len(labels)
+    stacked = torch.cat([_as_images(v) for v in rows.values()])
+    fig, ax = plt.subplots(figsize=(n * 0.8 + 1.5, len(rows) * 0.9 + 0.9))
+    _show_grid(ax, stacked, n, row_labels=list(rows), col_labels=[class_names[int(c)] for c in labels])
+    ax.tick_params(axis="x", labelrotation=60)
+    ax.set_title(title)
+    return fig
+
+
+def sample_grid(samples, title: str, nrow: int = 8):
+    fig, ax = plt.subplots(figsize=(nrow * 0.7, (len(samples) + nrow - 1) // nrow * 0.7 + 0.5))
+    _show_grid(ax, samples, nrow)
+    ax.set_title(title)
+    return fig
+
+
+def sample_grids(samples: dict[str, torch.Tensor], nrow: int = 8):
+    """Side-by-side grids of prior samples, one panel per model."""
+    fig, axes = plt.subplots(1, len(samples), figsize=(5.2 * len(samples), 5.6), squeeze=False)
+    for ax, (name, s) in zip(axes[0], samples.items()):
+        _show_grid(ax, s, nrow)
+        ax.set_title(name)
+    fig.suptitle("Samples from the prior z ~ N(0, I)")
+    fig.tight_layout()
+    return fig
+
+
+def conditional_grid(samples, n_per_class: int, class_names=CLASS_NAMES, title: str = ""):
+    """``samples`` ordered class by class: one labelled row per class."""
+    fig, ax = plt.subplots(figsize=(n_per_class * 0.75 + 1.2, len(class_names) * 0.8 + 0.6))
+    _show_grid(ax, samples, n_per_class, row_labels=list(class_names))
+    ax.set_title(title)
+    return fig
+
+
+def interpolation_rows(rows: dict[str, torch.Tensor], title: str):
+    """One row per model: the two endpoints' decodings and the path between them."""
+    n = len(next(iter(rows.values())))
+    fig, ax = plt.subplots(figsize=(n * 0.8 + 2, len(rows) * 0.9 + 0.6))
+    _show_grid(ax, torch.cat([_as_images(v) for v in rows.values()]), n, row_labels=list(rows))
+    ax.set_title(title)
+    return fig
+
+
+def nearest_neighbour_pairs(samples, neighbours, distances, title: str):
+    """Top row: samples; bottom row: each one's nearest training drawing, with the L2 distance."""
+    n = len(samples)
+    fig, ax = plt.subplots(figsize=(n * 0.8 + 2, 2.4))
+    _show_grid(ax, torch.cat([_as_images(samples), _as_images(neighbours)]), n,
+               row_labels=["sample", "nearest train"], col_labels=[f"{d:.1f}" for d in distances])
+    ax.set_title(title + " (L2 distance in pixel space above each column)", fontsize=9)
+    return fig
+
+
+def confusion_matrix_plot(cm, class_names=CLASS_NAMES, title: str = "", xlabel: str = "predicted",
+                          ylabel: str = "requested class"):
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(5.5, 4.6))
+    sns.heatmap(np.asarray(cm), annot=True, fmt="d", cmap="Blues", xticklabels=class_names,
+                yticklabels=class_names, ax=ax, cbar=False)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    return fig
+
+
+def tsne_panels(embeddings: dict[str, np.ndarray], labels, class_names=CLASS_NAMES, title: str = ""):
+    """One t-SNE scatter per model, coloured by class, one shared legend of class names."""
+    import seaborn as sns
+
+    colors = sns.color_palette("tab10", len(class_names))
+    fig, axes = plt.subplots(1, len(embeddings), figsize=(4.6 * len(embeddings), 4.8), squeeze=False)
+    for ax, (name, e) in zip(axes[0], embeddings.items()):
+        for c, cname in enumerate(class_names):
+            m = labels == c
+            ax.scatter(e[m, 0], e[m, 1], s=3, alpha=0.6, color=colors[c], label=cname, rasterized=True)
+        ax.set_title(name)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    handles = [plt.Line2D([], [], marker="o", ls="", color=colors[c], label=n) for c, n in enumerate(class_names)]
+    fig.legend(handles=handles, loc="lower center", ncol=len(class_names), frameon=False)
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return fig

@@ -1,0 +1,205 @@
+"""Results and report: results/metrics.json (merged section by section, written atomically) and the tables
+of report.md, rendered from it between ``<!-- table:NAME -->`` and ``<!-- /table -->`` markers."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .io import atomic_write_json
+
+
+def _plain(value):
+    """numpy/torch scalars and arrays -> JSON-ready Python values; floats rounded to 6 significant digits
+    so that reruns on the same machine compare equal and diffs stay readable."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"refusing to write a non-finite number ({value}) to the metrics")
+        return float(f"{value:.6g}")
+    return value
+
+
+def read_metrics(path: str | os.PathLike) -> dict:
+    """The metrics so far ({} when the file does not exist yet); a corrupt file is an error, never reset."""
+    path = Path(path)
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e}); fix or delete it, then rerun") from e
+
+
+def merge_metrics(path: str | os.PathLike, section: str, values: dict) -> dict:
+    """Replace ``section`` of the metrics file with ``values`` (other sections kept), atomically."""
+    metrics = read_metrics(path)
+    metrics[section] = _plain(values)
+    atomic_write_json(path, metrics)
+    return metrics[section]
+
+
+def n_params(model) -> int:
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+def as_float(x) -> float:
+    return float(np.asarray(x))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Rendering report.md. Tables sit between ``<!-- table:NAME -->`` and ``<!-- /table -->``; single numbers
+# in the prose between ``<!-- value:dotted.key:FORMAT -->`` and ``<!-- /value -->``. Rendering replaces only
+# what lies between markers, so it is idempotent and the prose around it is never touched.
+# ---------------------------------------------------------------------------------------------------
+
+import re  # noqa: E402
+
+TABLE_RE = re.compile(r"(<!-- table:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
+VALUE_RE = re.compile(r"(<!-- value:(?P<key>[\w.\- ]+?)(?::(?P<fmt>[^ ]*?))? -->)(?P<body>.*?)(<!-- /value -->)", re.S)
+
+
+def lookup(metrics: dict, dotted: str):
+    """metrics["a"]["b"]... for "a.b..."; keys may contain spaces (model labels). A missing key is an error."""
+    node = metrics
+    for part in dotted.split("."):
+        if isinstance(node, list):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            raise KeyError(f"results have no {dotted!r} (missing {part!r}): run the notebook that writes it")
+    return node
+
+
+def fmt(value, spec: str | None = None) -> str:
+    if spec:
+        return format(value, spec)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def md_table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def table_data(m: dict) -> str:
+    d = m["data"]
+    rows = [[name, d["train_per_class"][i], d["test_per_class"][i], f"{d['ink_fraction_mean_per_class'][i]:.3f}"]
+            for i, name in enumerate(d["class_names"])]
+    rows.append(["**all**", d["n_train"], d["n_test"], f"{d['ink_fraction_mean']:.3f}"])
+    return md_table(["class", "train", "test", "mean fraction of lit pixels (train)"], rows)
+
+
+def table_md5(m: dict) -> str:
+    return md_table(["file", "md5"], [[f"`{k}`", f"`{v}`"] for k, v in sorted(m["data"]["md5"].items())])
+
+
+def table_autoencoders(m: dict) -> str:
+    rows = []
+    for key, label in [("lstm_ae", "LSTM AE"), ("cnn_ae", "CNN AE")]:
+        a = m[key]
+        rows.append([label, f"{a['params']:,}", a["latent_dim"], f"{a['steps']:,}", f"{a['test_mse']:.4f}",
+                     f"{a['train_mse']:.4f}", f"{a['untrained_test_mse']:.4f}", f"{a['mean_image_test_mse']:.4f}",
+                     _minutes(a["wall_time_s"]), f"{a['images_per_s']:.0f}"])
+    return md_table(["model", "parameters", "latent", "steps", "test MSE", "train MSE", "untrained test MSE",
+                     "mean-image test MSE", "training time", "images/s"], rows)
+
+
+def table_vae_bounds(m: dict) -> str:
+    v = m["vae"]
+    k = v["settings"]["iwae_k"]
+    rows = [[label, f"{x['neg_elbo']:.2f}", f"{x['rec']:.2f}", f"{x['kl']:.2f}", f"{x['iwae']:.2f}",
+             f"{x['active_units']} / {v['settings']['latent_dim']}", f"{x['params']:,}", _minutes(x["wall_time_s"])]
+            for label, x in v["models"].items()]
+    return md_table(["model", "test -ELBO", "reconstruction", "KL", f"IWAE bound (k={k})", "active units",
+                     "parameters", "training time"], rows)
+
+
+def table_vae_samples(m: dict) -> str:
+    v = m["vae"]
+    ref = v["reference_real"]
+    rows = [["real training drawings (reference)", f"{ref['fid']:.2f}", f"{ref['inception_score']:.2f}", ref["n"]]]
+    rows += [[label, f"{x['fid']:.2f}", f"{x['inception_score']:.2f}", x["n"]] for label, x in v["models"].items()]
+    return md_table(["samples", f"FID vs test ({ref['feature_dim']}-d classifier features)",
+                     "Inception-style score (1-5)", "N"], rows)
+
+
+def table_conditional(m: dict) -> str:
+    c = m["vae"]["conditional_accuracy"]
+    names = m["data"]["class_names"]
+    rows = [[names[i], f"{a:.3f}"] for i, a in enumerate(c["per_class"])] + [["**all**", f"{c['accuracy']:.3f}"]]
+    return md_table(["requested class", f"classifier accuracy ({c['n_per_class']} samples per class)"], rows)
+
+
+def table_latent(m: dict) -> str:
+    rows = [[label, x["dim"], f"{x['knn5_accuracy']:.3f}", f"{x['silhouette']:+.3f}"]
+            for label, x in m["latent"]["models"].items()]
+    return md_table(["model", "latent dim", "5-NN accuracy (test by train)", "silhouette (classes)"], rows)
+
+
+def table_timings(m: dict) -> str:
+    t = m["timings"]
+    rows = [[f"`{name}.ipynb`", _minutes(s)] for name, s in sorted(t.items())]
+    rows.append(["**total**", _minutes(sum(t.values()))])
+    return md_table(["notebook", "wall time"], rows)
+
+
+TABLES = {"data": table_data, "md5": table_md5, "autoencoders": table_autoencoders,
+          "vae-bounds": table_vae_bounds, "vae-samples": table_vae_samples, "conditional": table_conditional,
+          "latent": table_latent, "timings": table_timings}
+
+
+def render_report(template: str, metrics: dict) -> str:
+    """The report text with every table and value marker filled from ``metrics``."""
+    def table(mt):
+        name = mt["name"]
+        if name not in TABLES:
+            raise KeyError(f"report.md asks for table {name!r}; known tables: {', '.join(TABLES)}")
+        return mt.group(1) + TABLES[name](metrics) + mt.group(4)
+
+    def value(mt):
+        return mt.group(1) + fmt(lookup(metrics, mt["key"]), mt["fmt"]) + mt.group(5)
+
+    return VALUE_RE.sub(value, TABLE_RE.sub(table, template))
+
+
+def main(argv=None) -> int:
+    import argparse
+    import sys
+
+    from .io import atomic_write_text
+
+    ap = argparse.ArgumentParser(description="Render the tables and numbers of report.md from metrics.json")
+    ap.add_argument("--metrics", default="results/metrics.json")
+    ap.add_argument("--template", default="report.md")
+    ap.add_argument("--out", default=None, help="default: rewrite the template in place")
+    args = ap.parse_args(argv)
+    try:
+        text = render_report(Path(args.template).read_text(), read_metrics(args.metrics))
+    except (KeyError, ValueError, OSError) as e:
+        print(f"error: cannot render {args.template} from {args.metrics}: {e}", file=sys.stderr)
+        return 1
+    atomic_write_text(args.out or args.template, text)
+    print(f"rendered {args.out or args.template} from {args.metrics}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,173 @@
+"""Run the notebooks headlessly with papermill: ``python -m helpers.runner`` (what `make reproduce` calls).
+
+Checks before anything runs: the data folder loads (helpers.load_quickdraw), and every parameter given is
+declared by the notebook with a value of its declared type (papermill only warns about unknown names; here
+they are errors). Executed copies go to runs/notebooks/; a failing notebook stops the run with its name,
+the failing cell and the error. The wall time of each notebook is merged into the results file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import sys
+import time
+from pathlib import Path
+
+from .data import DataError, load_quickdraw, resolve_data_dir
+from .report import merge_metrics, read_metrics
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = ROOT / "notebooks"
+
+# Small budgets: QUICK=1 (a demo in minutes) and the notebook tests (seconds).
+QUICK_PARAMS = {
+    "02": {"steps": 150},
+    "03": {"steps": 150},
+    "04": {"epochs": 2, "classifier_epochs": 3, "n_eval": 300, "iwae_k": 100, "n_samples": 1000},
+}
+TINY_PARAMS = {
+    "01": {"n_examples": 3},
+    "02": {"steps": 12, "batch_size": 32, "n_show": 1},
+    "03": {"steps": 12, "batch_size": 32, "n_show": 1},
+    "04": {"epochs": 1, "batch_size": 64, "classifier_epochs": 1, "n_eval": 20, "iwae_k": 4,
+           "n_samples": 40, "n_per_class_cond": 4},
+}
+
+
+def _latent_params(budgets: dict, max_points: int) -> dict:
+    """Notebook 05 must ask for exactly the models notebooks 02-04 trained with these budgets."""
+    return {"lstm_steps": budgets["02"]["steps"], "cnn_steps": budgets["03"]["steps"],
+            "ae_batch_size": budgets["02"].get("batch_size", 256), "vae_epochs": budgets["04"]["epochs"],
+            "vae_batch_size": budgets["04"].get("batch_size", 128), "max_points": max_points}
+
+
+QUICK_PARAMS["05"] = _latent_params(QUICK_PARAMS, 1500)
+TINY_PARAMS["05"] = _latent_params(TINY_PARAMS, 150)
+
+_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+
+
+class ParameterError(ValueError):
+    """A parameter the notebook does not declare, or a value of the wrong type."""
+
+
+def notebooks(only: list[str] | None = None) -> list[Path]:
+    """The numbered notebooks in order, or those whose number or name is in ``only``."""
+    found = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        found = [p for p in found if p.stem[:2] in only or p.stem in only]
+        if not found:
+            raise ParameterError(f"no notebook matches {only}; expected numbers such as 01 or names such as 01_data")
+    return found
+
+
+def check_parameters(path: Path, params: dict) -> None:
+    """Every name must be declared in the notebook's parameters cell, every value of the declared type."""
+    import papermill
+
+    declared = papermill.inspect_notebook(str(path))
+    unknown = sorted(set(params) - set(declared))
+    if unknown:
+        raise ParameterError(f"{path.name}: unknown parameter(s) {', '.join(unknown)}; "
+                             f"it declares {', '.join(declared)}")
+    for name, value in params.items():
+        expected = declared[name].get("inferred_type_name")
+        ok = _TYPES.get(expected)
+        if ok and (not isinstance(value, ok) or (expected != "bool" and isinstance(value, bool))):
+            raise ParameterError(f"{path.name}: parameter {name}={value!r} should be of type {expected}")
+
+
+def run_notebook(path: Path, params: dict, out_dir: Path, log_output: bool = True) -> float:
+    """Execute one notebook with papermill (cwd = notebooks/); return its wall time in seconds."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    check_parameters(path, params)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / path.name
+    t0 = time.perf_counter()
+    try:
+        papermill.execute_notebook(str(path), str(out), parameters=params, cwd=str(path.parent),
+                                   kernel_name="python3", log_output=log_output, progress_bar=False)
+    except PapermillExecutionError as e:
+        raise RuntimeError(f"{path.name} failed in cell {e.cell_index} (execution count {e.exec_count}): "
+                           f"{e.ename}: {e.evalue}\n  executed copy with the traceback: {out}") from None
+    return time.perf_counter() - t0
+
+
+def reproduce(only=None, quick=False, extra: dict | None = None, fig_dir=None, results_path=None,
+              runs_dir=None, out_dir=None, tiny=False, log_output=True) -> dict:
+    """Check the data, then run the notebooks in order; return {notebook: seconds}."""
+    data_dir = resolve_data_dir().resolve()
+    load_quickdraw(data_dir, with_md5=False)  # fails here, before any training, on a bad folder
+    base = ROOT / "runs" / "quick" if quick else ROOT
+    fig_dir = Path(fig_dir or base / "figures").resolve()
+    default_results = base / "metrics.json" if quick else ROOT / "results" / "metrics.json"
+    results_path = Path(results_path or default_results).resolve()
+    runs_dir = Path(runs_dir or ROOT / "runs").resolve()
+    out_dir = Path(out_dir or runs_dir / ("notebooks-quick" if quick else "notebooks")).resolve()
+    paths = notebooks(only)
+    common = {"data_dir": str(data_dir), "fig_dir": str(fig_dir), "results_path": str(results_path),
+              "progress": "text"}
+    extra = extra or {}
+    unknown = sorted(set(extra) - {name for p in paths for name in _declared(p)})
+    if unknown:  # a typo must not be silently ignored
+        raise ParameterError(f"unknown parameter(s) {', '.join(unknown)}: no notebook of "
+                             f"{', '.join(p.name for p in paths)} declares them")
+    plans = []
+    for p in paths:  # check every notebook's parameters before running the first one
+        params = dict(common, runs_dir=str(runs_dir))
+        params.update((TINY_PARAMS if tiny else QUICK_PARAMS if quick else {}).get(p.stem[:2], {}))
+        params.update(extra)
+        params = {k: v for k, v in params.items() if k in _declared(p)}
+        check_parameters(p, params)
+        plans.append((p, params))
+    times = {}
+    for p, params in plans:
+        print(f"== {p.name} ({'tiny' if tiny else 'quick' if quick else 'full'} budget) ==", flush=True)
+        times[p.stem] = run_notebook(p, params, out_dir, log_output=log_output)
+        print(f"== {p.name} done in {times[p.stem]:.0f} s ==", flush=True)
+        timings = read_metrics(results_path).get("timings", {})
+        timings[p.stem] = times[p.stem]
+        merge_metrics(results_path, "timings", timings)
+    return times
+
+
+_declared_cache: dict = {}
+
+
+def _declared(path: Path) -> dict:
+    if path not in _declared_cache:
+        import papermill
+
+        _declared_cache[path] = papermill.inspect_notebook(str(path))
+    return _declared_cache[path]
+
+
+def _literal(text: str):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", nargs="*", help="notebook numbers or names (default: all, in order)")
+    ap.add_argument("--quick", action="store_true", help="small budgets; outputs under runs/quick/")
+    ap.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                    help="a notebook parameter (Python literal), e.g. -p seed 1")
+    args = ap.parse_args(argv)
+    try:
+        reproduce(only=args.only, quick=args.quick or os.environ.get("QUICK") == "1",
+                  extra={k: _literal(v) for k, v in args.p})
+    except (DataError, ParameterError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

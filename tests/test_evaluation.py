@@ -1,0 +1,289 @@
+"""Specifications of helpers/evaluation.py (and of the VAE loss it builds on). Small and CPU-only."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from helpers import evaluation as E
+from helpers.data import make_synthetic_images, to_tensor
+from helpers.models import VAE, Classifier, kl_to_standard_normal, vae_loss
+from helpers.training import evaluate
+
+
+@pytest.fixture(scope="module")
+def drawings():
+    """10 synthetic drawings (2 per class): (10, 1, 28, 28) float in [0, 1] and labels (10,)."""
+    x, y = make_synthetic_images(2, seed=0)
+    return to_tensor(x), torch.from_numpy(y)
+
+
+def small_vae(encoder="cnn", n_classes=0, seed=0, latent_dim=8):
+    torch.manual_seed(seed)
+    return VAE(encoder, latent_dim=latent_dim, n_classes=n_classes)
+
+
+class IdentityLike(nn.Module):
+    """An 'autoencoder' whose code is the flattened image: reconstructs perfectly."""
+
+    def encode(self, x):
+        return x.flatten(1)
+
+    def decode(self, z):
+        return z.reshape(-1, 1, 28, 28)
+
+    def forward(self, x):
+        return self.decode(self.encode(x))
+
+
+# ---------------------------------------------------------------------------------------------------
+# VAE loss and KL
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_vae_loss_matches_hand_computed_value():
+    logits = torch.tensor([[2.0, -1.0, 0.0, 0.5], [-3.0, 1.5, 0.25, -0.5]])
+    x = torch.tensor([[1.0, 0.0, 0.5, 1.0], [0.0, 1.0, 0.2, 0.0]])
+    mu = torch.tensor([[0.5, -1.0], [0.0, 2.0]])
+    logvar = torch.tensor([[0.0, math.log(0.5)], [math.log(2.0), -1.0]])
+
+    class Fixed(nn.Module):  # stands in for a VAE: forward returns fixed (logits, mu, logvar)
+        def forward(self, x, y=None):
+            return logits, mu, logvar
+
+    def bce(l, t):  # -[t log sigmoid(l) + (1 - t) log(1 - sigmoid(l))]
+        s = 1 / (1 + math.exp(-l))
+        return -(t * math.log(s) + (1 - t) * math.log(1 - s))
+
+    pairs = zip(logits.flatten().tolist(), x.flatten().tolist())
+    rec = sum(bce(l, t) for l, t in pairs) / 2  # summed over pixels, averaged over the 2 images
+    kl = sum(-0.5 * (1 + lv - m * m - math.exp(lv))  # Kingma & Welling (2014), Appendix B
+             for m, lv in zip(mu.flatten().tolist(), logvar.flatten().tolist())) / 2
+    for beta in (1.0, 0.5):
+        out = vae_loss(Fixed(), x, beta=beta)
+        assert out["rec"].item() == pytest.approx(rec, abs=1e-5)
+        assert out["kl"].item() == pytest.approx(kl, abs=1e-5)
+        assert out["loss"].item() == pytest.approx(rec + beta * kl, abs=1e-5)
+
+
+def test_kl_is_zero_when_posterior_equals_prior():
+    kl = kl_to_standard_normal(torch.zeros(3, 4), torch.zeros(3, 4))
+    assert kl.shape == (3, 4)
+    assert torch.all(kl.abs() < 1e-7)
+
+
+def test_kl_positive_otherwise():
+    g = torch.Generator().manual_seed(0)
+    mu, logvar = torch.randn(100, 6, generator=g), torch.randn(100, 6, generator=g)
+    assert torch.all(kl_to_standard_normal(mu, logvar) > 0)
+    # Known values: a unit-variance Gaussian shifted by 1 -> 1/2; N(0, 2) -> (1 - ln 2) / 2.
+    assert kl_to_standard_normal(torch.tensor([[1.0]]), torch.tensor([[0.0]])).item() == pytest.approx(0.5)
+    assert kl_to_standard_normal(torch.tensor([[0.0]]), torch.tensor([[math.log(2.0)]])).item() == \
+        pytest.approx((1 - math.log(2)) / 2, abs=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------------
+# ELBO and IWAE
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_vae_elbo_parts_add_up_and_kl_matches_training_loss(drawings):
+    X, _ = drawings
+    model = small_vae()
+    model.train()
+    out = E.vae_elbo(model, X, batch_size=4, seed=0)
+    assert model.training, "the model's mode is restored"
+    assert set(out) == {"neg_elbo", "rec", "kl", "kl_per_dim", "active_units"}
+    assert out["neg_elbo"] == pytest.approx(out["rec"] + out["kl"])
+    assert len(out["kl_per_dim"]) == model.latent_dim
+    assert sum(out["kl_per_dim"]) == pytest.approx(out["kl"])
+    assert 0 <= out["active_units"] <= model.latent_dim
+    # The analytic KL does not depend on the sample, so it equals the training loss's KL.
+    assert out["kl"] == pytest.approx(evaluate(model, vae_loss, (X,))["kl"], rel=1e-4)
+    again = E.vae_elbo(model, X, seed=0)  # seeded: the same numbers, whatever the batch size
+    assert again["neg_elbo"] == pytest.approx(out["neg_elbo"], rel=1e-6)
+    assert again["kl_per_dim"] == pytest.approx(out["kl_per_dim"], rel=1e-5)
+
+
+def test_iwae_bound_is_at_most_neg_elbo_on_average(drawings):
+    X, _ = drawings
+    model = small_vae("cnn", seed=1)
+    with torch.no_grad():  # make p(x|z) depend strongly on z, so the bounds differ clearly
+        model.decoder.net[0].weight.mul_(10)
+    neg_elbo = np.mean([E.vae_elbo(model, X, seed=s)["neg_elbo"] for s in range(3)])
+    iwae = E.iwae_bound(model, X, k=20, batch_size=5, seed=0)
+    assert math.isfinite(iwae) and iwae > 0
+    assert iwae < neg_elbo
+    assert E.iwae_bound(model, X, k=20, batch_size=5, seed=0) == iwae  # deterministic
+    with pytest.raises(ValueError, match="VAE"):
+        E.iwae_bound(IdentityLike(), X)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Conditional VAE
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_conditional_generation_returns_requested_shapes(drawings):
+    X, y = drawings
+    model = small_vae(n_classes=5)
+    samples = model.sample(6, torch.tensor([0, 1, 2, 3, 4, 0]), generator=torch.Generator().manual_seed(0))
+    assert samples.shape == (6, 1, 28, 28)
+    assert samples.min() >= 0 and samples.max() <= 1
+
+    torch.manual_seed(0)
+    clf = Classifier()
+    out = E.conditional_accuracy(clf, model, n_per_class=4, seed=0)
+    confusion = np.array(out["confusion"])
+    assert confusion.shape == (5, 5) and confusion.sum() == 5 * 4
+    assert (confusion.sum(1) == 4).all()  # each requested class sampled n_per_class times
+    assert out["n_per_class"] == 4 and len(out["per_class"]) == 5
+    assert out["accuracy"] == pytest.approx(np.trace(confusion) / 20)
+    assert E.conditional_accuracy(clf, model, n_per_class=4, seed=0) == out  # seeded
+
+    # A conditional VAE needs the labels; an unconditional one cannot be asked for classes.
+    assert E.encode_all(model, X, y).shape == (10, 8)
+    with pytest.raises(ValueError, match="labels"):
+        E.encode_all(model, X)
+    with pytest.raises(ValueError, match="conditional"):
+        E.conditional_accuracy(clf, small_vae(), n_per_class=2)
+
+
+def test_interpolate_conditional_vae_ends_at_both_reconstructions(drawings):
+    X, y = drawings
+    model = small_vae(n_classes=5)
+    path = E.interpolate(model, X[0], X[1], steps=5, y_a=y[0], y_b=y[1])
+    assert path.shape == (5, 1, 28, 28)
+    ends = E.reconstruct(model, X[:2], y=y[:2])
+    assert torch.allclose(path[0], ends[0], atol=1e-5) and torch.allclose(path[-1], ends[1], atol=1e-5)
+    with pytest.raises(ValueError, match="y_a and y_b"):
+        E.interpolate(model, X[0], X[1])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Classifier-based metrics
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_fid_of_set_with_itself_is_about_zero_and_grows_with_shift():
+    f = np.random.default_rng(0).normal(size=(500, 16))
+    assert abs(E.frechet_distance(f, f)) < 1e-6
+    d_small, d_large = E.frechet_distance(f, f + 0.5), E.frechet_distance(f, f + 2.0)
+    # Same covariance, mean shifted by s in each of 16 dimensions: the distance is 16 s^2.
+    assert d_small == pytest.approx(16 * 0.25, rel=1e-6)
+    assert 0 < d_small < d_large == pytest.approx(16 * 4.0, rel=1e-6)
+    g = np.random.default_rng(1).normal(size=(500, 16))  # another sample of the same distribution
+    assert 0 < E.frechet_distance(f, g) < d_small
+
+
+def test_inception_score_bounds():
+    confident = np.eye(5)[np.arange(100) % 5]  # one-hot, classes evenly spread
+    assert E.inception_score(confident) == pytest.approx(5.0)
+    same = np.tile([0.1, 0.2, 0.3, 0.2, 0.2], (50, 1))
+    assert E.inception_score(same) == pytest.approx(1.0)
+    mixed = np.random.default_rng(0).dirichlet(np.ones(5), size=200)
+    assert 1.0 < E.inception_score(mixed) < 5.0
+    with pytest.raises(ValueError, match="probabilities"):
+        E.inception_score(np.full((4, 5), 0.5))
+
+
+# 6 samples, 128 features: singular covariances (FID wants N > 128 in practice); here only the plumbing.
+@pytest.mark.filterwarnings("ignore:Matrix is singular")
+def test_classifier_outputs_and_generative_metrics(drawings):
+    X, _ = drawings
+    torch.manual_seed(0)
+    clf = Classifier()
+    feats, probs = E.classifier_outputs(clf, X, batch_size=3)
+    assert clf.training, "the classifier's mode is restored"
+    assert feats.shape == (10, 128) and feats.dtype == np.float64
+    assert probs.shape == (10, 5) and np.allclose(probs.sum(1), 1)
+    with torch.no_grad():
+        clf.eval()
+        assert np.allclose(probs, torch.softmax(clf(X), 1).numpy(), atol=1e-5)
+
+    out = E.generative_metrics(clf, X[:6], X)
+    assert out["n"] == 6 and out["feature_dim"] == 128 and sum(out["class_histogram"]) == 6
+    assert 1 <= out["inception_score"] <= 5 and math.isfinite(out["fid"])
+    reused = E.generative_metrics(clf, X[:6], None, ref_features=feats)
+    assert reused["fid"] == pytest.approx(out["fid"], rel=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Latent space
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_active_units_counts_varying_dims():
+    rng = np.random.default_rng(0)
+    mu = np.zeros((200, 6))
+    mu[:, 0] = rng.normal(0, 1.0, 200)  # variance ~1: active
+    mu[:, 3] = rng.normal(0, 0.5, 200)  # variance ~0.25: active
+    mu[:, 4] = rng.normal(0, 0.01, 200)  # variance ~1e-4: inactive
+    mu[:, 5] = 3.0  # constant: inactive however large
+    assert E.active_units(mu) == 2
+    assert E.active_units(mu, threshold=1e-5) == 3
+
+
+def test_knn_and_silhouette_separate_clusters():
+    rng = np.random.default_rng(0)
+    centers = np.eye(3, 4) * 20
+    y = np.repeat(np.arange(3), 30)
+    z = centers[y] + rng.normal(size=(90, 4))
+    y_test = np.repeat(np.arange(3), 10)
+    z_test = centers[y_test] + rng.normal(size=(30, 4))
+    assert E.knn_accuracy(z, y, z_test, y_test, k=5) == 1.0
+    assert E.silhouette(z, y) > 0.5
+    assert E.silhouette(z, y, sample_size=40, seed=0) > 0.5
+    assert E.silhouette(z, rng.permutation(y)) < 0.1  # labels unrelated to the clusters
+
+
+def test_tsne_shape_and_determinism():
+    z = np.random.default_rng(0).normal(size=(60, 64))  # more than pca_dims: goes through PCA first
+    # "exact" only for speed on this busy 2-core machine; the default Barnes-Hut takes the same path.
+    a = E.tsne_embed(z, seed=0, perplexity=10, method="exact")
+    assert a.shape == (60, 2) and np.isfinite(a).all()
+    assert np.allclose(a, E.tsne_embed(z, seed=0, perplexity=10, method="exact"))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Pixels: nearest neighbours, baselines, reconstructions, interpolation
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_nearest_training_finds_exact_copy(drawings):
+    X, _ = drawings
+    samples = torch.stack([X[7], X[2], X[4] * 0.5])
+    idx, dist = E.nearest_training(samples, X, chunk=2)
+    assert idx[:2].tolist() == [7, 2]
+    assert dist[0] == 0 and dist[1] == 0
+    brute = ((X.flatten(1) - samples[2].flatten()) ** 2).sum(1).sqrt()
+    assert idx[2] == int(brute.argmin()) and dist[2] == pytest.approx(float(brute.min()), rel=1e-5)
+
+
+def test_mean_image_mse_matches_numpy(drawings):
+    X, _ = drawings
+    train, test = X[:6].numpy(), X[6:].numpy()
+    expected = ((test - train.mean(0)) ** 2).mean()
+    assert E.mean_image_mse(X[:6], X[6:]) == pytest.approx(float(expected), rel=1e-6)
+
+
+def test_reconstruction_mse_of_identity_like_model_is_zero(drawings):
+    X, _ = drawings
+    model = IdentityLike()
+    assert E.reconstruction_mse(model, X, batch_size=3) == 0.0
+    assert torch.equal(E.reconstruct(model, X), X)
+    assert E.encode_all(model, X).shape == (10, 784)
+    # A model that always predicts 0 has the mean squared intensity as its error.
+    zero = IdentityLike()
+    zero.forward = lambda x: torch.zeros_like(x)
+    assert E.reconstruction_mse(zero, X) == pytest.approx(float((X.double() ** 2).mean()))
+    # Interpolating in this pixel 'latent space' cross-fades the two drawings.
+    path = E.interpolate(model, X[0], X[1], steps=3)
+    assert path.shape == (3, 1, 28, 28)
+    assert torch.allclose(path[1], (X[0] + X[1]) / 2) and torch.equal(path[0], X[0])
+    with pytest.raises(ValueError, match="to_tensor"):
+        E.reconstruction_mse(model, (X * 255).to(torch.uint8))

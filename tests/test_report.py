@@ -1,0 +1,78 @@
+"""report.md is rendered from results/metrics.json: links resolve, rendering is idempotent, every number
+between markers is the one in the metrics, and the README's commands are the ones CI and the tests use."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+import helpers as H
+
+ROOT = Path(__file__).resolve().parent.parent
+REPORT = ROOT / "report.md"
+METRICS = ROOT / "results" / "metrics.json"
+
+
+@pytest.fixture(scope="module")
+def metrics():
+    return json.loads(METRICS.read_text())
+
+
+def test_every_image_linked_in_report_exists():
+    links = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", REPORT.read_text())
+    assert len(links) >= 10
+    for link in links:
+        assert not link.startswith("http"), f"{link}: figures are linked with relative paths"
+        assert (ROOT / link).is_file(), f"report.md links a missing file: {link}"
+
+
+def test_every_figure_is_linked_in_report():
+    text = REPORT.read_text()
+    for png in sorted((ROOT / "figures").glob("*.png")):
+        assert f"figures/{png.name}" in text, f"{png.name} is not shown in report.md"
+
+
+def test_report_is_rendered_and_rendering_twice_changes_nothing(metrics):
+    text = REPORT.read_text()
+    once = H.render_report(text, metrics)
+    assert once == text, "report.md is not up to date with results/metrics.json: run `make report`"
+    assert H.render_report(once, metrics) == once
+
+
+def test_each_rendered_value_equals_the_metric(metrics):
+    values = list(H.VALUE_RE.finditer(REPORT.read_text()))
+    assert len(values) >= 10
+    for mt in values:
+        expected = H.lookup(metrics, mt["key"])
+        shown = mt["body"]
+        if isinstance(expected, (int, float)) and not isinstance(expected, bool):
+            number = float(shown.replace(",", "").rstrip("%"))
+            scale = 100 if shown.endswith("%") else 1
+            digits = len(shown.split(".")[1].rstrip("%")) if "." in shown else 0
+            assert abs(number - expected * scale) <= 0.5 * 10 ** -digits + 1e-9, (mt["key"], shown, expected)
+        else:
+            assert shown == str(expected)
+
+
+def test_each_table_matches_its_renderer(metrics):
+    tables = list(H.TABLE_RE.finditer(REPORT.read_text()))
+    assert {t["name"] for t in tables} == set(H.TABLES)
+    for t in tables:
+        assert t["body"] == H.TABLES[t["name"]](metrics)
+
+
+def test_rendering_fails_clearly_on_missing_metric():
+    with pytest.raises(KeyError, match="results have no 'vae.models' .*run the notebook"):
+        H.render_report("<!-- value:vae.models -->x<!-- /value -->", {"vae": {}})
+
+
+def test_readme_commands_are_the_ones_ci_and_tests_use():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    makefile = (ROOT / "Makefile").read_text()
+    first_commands = re.findall(r"^(?:\S+=\S+ )*make \w+.*$", readme, re.M)
+    assert first_commands[:2] == ["make test", "QUICKDRAW_DIR=../shared/data/quickdraw_sample make reproduce"]
+    assert "make test" in ci
+    assert re.search(r"^test: .*\n(\t.*\n)*\t\$\(PY\) -m pytest", makefile, re.M)
+    assert "ruff check" in makefile
