@@ -16,17 +16,17 @@ from torch.nn import functional as F
 
 
 class LSTMAutoencoder(nn.Module):
-    """Rows as a time series. Encoder: 2-layer LSTM over the 28 rows; the last layer's final hidden state
-    -> linear -> latent. Decoder: latent -> linear -> the same vector fed at each of the 28 steps of a
-    2-layer LSTM; a linear layer + sigmoid turns each step's output into one row of 28 pixels."""
+    """Rows as a time series, as in the course report. Encoder: 2-layer LSTM (hidden 128) over the 28 rows;
+    the last layer's final hidden state -> linear -> latent. Decoder: latent -> linear -> 128, the same vector
+    fed at each of the 28 steps of a 2-layer LSTM whose hidden size is the row width (28): its outputs are the
+    reconstructed rows directly (an LSTM output lies in (-1, 1); no output layer)."""
 
     def __init__(self, input_dim: int = 28, hidden_dim: int = 128, latent_dim: int = 128, num_layers: int = 2):
         super().__init__()
         self.encoder = nn.LSTM(input_dim, hidden_dim, num_layers, batch_first=True)
         self.to_latent = nn.Linear(hidden_dim, latent_dim)
         self.from_latent = nn.Linear(latent_dim, hidden_dim)
-        self.decoder = nn.LSTM(hidden_dim, hidden_dim, num_layers, batch_first=True)
-        self.to_row = nn.Linear(hidden_dim, input_dim)
+        self.decoder = nn.LSTM(hidden_dim, input_dim, num_layers, batch_first=True)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         seq = x.reshape(x.shape[0], 28, 28)  # (B, T=28 rows, 28 pixels)
@@ -35,8 +35,8 @@ class LSTMAutoencoder(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         step_input = self.from_latent(z).unsqueeze(1).expand(-1, 28, -1)  # (B, 28, H), same at every step
-        out, _ = self.decoder(step_input)  # (B, 28, H)
-        return torch.sigmoid(self.to_row(out)).unsqueeze(1)  # (B, 1, 28, 28)
+        rows, _ = self.decoder(step_input)  # (B, 28 rows, 28 pixels)
+        return rows.unsqueeze(1)  # (B, 1, 28, 28)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
