@@ -32,14 +32,17 @@ $(STAMP): requirements.txt pyproject.toml
 # The data folder: kept as is when it loads; else built from Google's QuickDraw files (needs a network).
 data: $(STAMP)
 	@if [ -d "$(DATA_DIR)" ]; then $(PY) -c "import helpers; helpers.load_quickdraw('$(DATA_DIR)', with_md5=False); print('data: $(DATA_DIR) is valid')"; \
-	else $(PY) -m helpers.download --out "$(DATA_DIR)"; fi
+	else $(PY) -W ignore::RuntimeWarning -m helpers.download --out "$(DATA_DIR)"; fi
 
 reproduce: data
 	$(PY) -m helpers.runner $(RUN_FLAGS) $(if $(PARAMS),$(PARAMS))
 	$(MAKE) --no-print-directory report
 
 report: $(STAMP)
-	$(PY) -m helpers.report --metrics $(METRICS) --template report.md --out $(REPORT_OUT)
+	$(PY) -W ignore::RuntimeWarning -m helpers.report --metrics $(METRICS) --template report.md --out $(REPORT_OUT)
+ifneq ($(QUICK),1)
+	$(PY) -W ignore::RuntimeWarning -m helpers.report --metrics $(METRICS) --template README.md
+endif
 
 test: $(STAMP)
 	$(PY) -m ruff check .

@@ -228,6 +228,7 @@ def confusion_matrix_plot(cm, class_names=CLASS_NAMES, title: str = "", xlabel: 
     fig, ax = plt.subplots(figsize=(5.5, 4.6))
     sns.heatmap(np.asarray(cm), annot=True, fmt="d", cmap="Blues", xticklabels=class_names,
                 yticklabels=class_names, ax=ax, cbar=False)
+    ax.tick_params(axis="y", labelrotation=0)  # horizontal class names stay clear of the axis label
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)

@@ -40,8 +40,14 @@ def test_report_is_rendered_and_rendering_twice_changes_nothing(metrics):
     assert H.render_report(once, metrics) == once
 
 
+def test_readme_is_rendered(metrics):
+    text = (ROOT / "README.md").read_text()
+    assert len(list(H.VALUE_RE.finditer(text))) >= 5
+    assert H.render_report(text, metrics) == text, "README.md is not up to date: run `make report`"
+
+
 def test_each_rendered_value_equals_the_metric(metrics):
-    values = list(H.VALUE_RE.finditer(REPORT.read_text()))
+    values = list(H.VALUE_RE.finditer(REPORT.read_text() + (ROOT / "README.md").read_text()))
     assert len(values) >= 10
     for mt in values:
         expected = H.lookup(metrics, mt["key"])
