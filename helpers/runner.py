@@ -25,7 +25,7 @@ NOTEBOOK_DIR = ROOT / "notebooks"
 QUICK_PARAMS = {
     "02": {"steps": 150},
     "03": {"steps": 150},
-    "04": {"epochs": 2, "classifier_epochs": 3, "n_eval": 300, "iwae_k": 100, "n_samples": 1000},
+    "04": {"epochs": 2, "classifier_epochs": 2, "n_eval": 200, "iwae_k": 50, "n_samples": 500},
 }
 TINY_PARAMS = {
     "01": {"n_examples": 3},
