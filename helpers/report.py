@@ -8,8 +8,6 @@ import math
 import os
 from pathlib import Path
 
-import numpy as np
-
 from .io import atomic_write_json
 
 
@@ -50,10 +48,6 @@ def merge_metrics(path: str | os.PathLike, section: str, values: dict) -> dict:
 
 def n_params(model) -> int:
     return int(sum(p.numel() for p in model.parameters()))
-
-
-def as_float(x) -> float:
-    return float(np.asarray(x))
 
 
 # ---------------------------------------------------------------------------------------------------
