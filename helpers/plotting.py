@@ -117,8 +117,9 @@ def loss_curves(record: dict, title: str, ylabel: str = "per-pixel MSE", log_y: 
     """Training loss (window means) and held-out loss against training steps."""
     h = record["history"]
     fig, ax = plt.subplots(figsize=(7, 3.8))
-    ax.plot(h["train"]["step"], h["train"]["loss"], lw=1, alpha=0.8, label="train (10-step means)"
-            if h["steps_per_epoch"] != h["train"]["step"][0] else "train (epoch means)")
+    every = h.get("log_every", h["train"]["step"][0])  # histories cached before log_every was recorded
+    label = "train (epoch means)" if every == h["steps_per_epoch"] else f"train ({every}-step means)"
+    ax.plot(h["train"]["step"], h["train"]["loss"], lw=1, alpha=0.8, label=label)
     if h["val"]["step"]:
         ax.plot(h["val"]["step"], h["val"]["loss"], "o-", ms=3, label="held-out (test split)")
     ax.set_xlabel("training step")

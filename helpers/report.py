@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 from .io import atomic_write_json
@@ -55,8 +56,6 @@ def n_params(model) -> int:
 # in the prose between ``<!-- value:dotted.key:FORMAT -->`` and ``<!-- /value -->``. Rendering replaces only
 # what lies between markers, so it is idempotent and the prose around it is never touched.
 # ---------------------------------------------------------------------------------------------------
-
-import re  # noqa: E402
 
 TABLE_RE = re.compile(r"(<!-- table:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
 VALUE_RE = re.compile(r"(<!-- value:(?P<key>[\w.\- ]+?)(?::(?P<fmt>[^ ]*?))? -->)(?P<body>.*?)(<!-- /value -->)", re.S)

@@ -138,7 +138,8 @@ def fit(model: nn.Module, loss_fn, train: tuple[torch.Tensor, ...], val: tuple[t
     eval_every = cfg.eval_every or (per_epoch if epoch_mode else max(1, total // 20))
     bs = min(cfg.batch_size, n)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    history: dict = {"train": {"step": []}, "val": {"step": []}, "steps_per_epoch": per_epoch}
+    history: dict = {"train": {"step": []}, "val": {"step": []}, "steps_per_epoch": per_epoch,
+                     "log_every": log_every}
     step, elapsed = 0, 0.0
     window: dict[str, float] = {}  # sums of the loss parts since the last logged point
     ckpt_path = Path(ckpt_path) if ckpt_path else None
