@@ -12,7 +12,6 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from torchvision.utils import make_grid
 
 from .data import CLASS_NAMES, ink_fraction
 from .io import atomic_savefig
@@ -40,6 +39,8 @@ def _as_images(x) -> torch.Tensor:
 
 def grid_image(images, nrow: int) -> np.ndarray:
     """(N, 1, 28, 28) -> one (H, W) array with ``nrow`` drawings per row, gray padding between them."""
+    from torchvision.utils import make_grid  # here, not at the top: torchvision adds ~2 s to `import helpers`
+
     return make_grid(_as_images(images), nrow=nrow, padding=PAD, pad_value=0.35)[0].numpy()
 
 
