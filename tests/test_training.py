@@ -113,6 +113,8 @@ def test_train_config_rejects_bad_values():
         H.TrainConfig(steps=5, epochs=2)
     with pytest.raises(ValueError, match="lr must be a positive number"):
         H.TrainConfig(steps=5, lr=0.0)
+    with pytest.raises(ValueError, match=r"lr must be a positive number, got -0\.001"):
+        H.TrainConfig(steps=5, lr=-0.001)
 
 
 def test_pick_device_rejects_unknown_device():
