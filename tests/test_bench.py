@@ -59,7 +59,10 @@ def test_bench_runs_both_loops_and_the_setting_removes_page_faults():
     assert set(rows) == {"lstm_ae", "cnn_ae"}, out.stdout
     for _kind, ref, ours, ratio, target, ref_faults, our_faults, verdict in rows.values():
         assert int(ref) > 0 and int(ours) > 0
-        assert float(ratio) == pytest.approx(int(ours) / int(ref), abs=0.02)
+        # The ratio is printed to 2 decimals from unrounded rates; the rates are printed rounded to integers,
+        # which matters when a 1-step measurement on a busy machine gives a small rate.
+        expected = int(ours) / int(ref)
+        assert float(ratio) == pytest.approx(expected, abs=0.006 + expected * (0.5 / int(ours) + 0.5 / int(ref)))
         assert verdict == ("met" if float(ratio) >= float(target) else "NOT met")
         if GLIBC:  # the engine's allocator setting took effect in its process, and not in the reference's
             assert int(our_faults) < int(ref_faults) / 5, out.stdout
