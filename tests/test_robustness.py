@@ -189,33 +189,17 @@ def tree_hashes(folders) -> dict:
             for folder in folders if folder.exists() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def break_a_copy(case, synthetic_dir, tmp_path):
+@pytest.mark.parametrize("case", sorted(BAD_DATA))
+def test_make_reproduce_refuses_a_broken_data_folder_before_running_any_notebook(case, tmp_path, synthetic_dir):
+    assert shutil.which("make"), "make is not installed"
     broken = tmp_path / "broken"
     shutil.copytree(synthetic_dir, broken)
     x, y = np.load(synthetic_dir / "train_images.npy"), np.load(synthetic_dir / "train_labels.npy")
-    BAD_DATA[case][0](broken, x, y)
-    return broken
-
-
-def assert_names_the_file(message, broken, case):
-    _, filename, words = BAD_DATA[case]
-    assert str(broken) in message and filename in message and words in message, message
-
-
-@pytest.mark.parametrize("case", sorted(BAD_DATA))
-def test_the_loader_refuses_a_broken_data_folder_naming_the_file(case, tmp_path, synthetic_dir):
-    broken = break_a_copy(case, synthetic_dir, tmp_path)
-    with pytest.raises(H.DataError) as e:
+    breaker, filename, words = BAD_DATA[case]
+    breaker(broken, x, y)
+    with pytest.raises(H.DataError):  # the folder really is broken for the loader itself
         H.load_quickdraw(broken)
-    assert_names_the_file(str(e.value), broken, case)
 
-
-# `make reproduce` checks the data with the same loader before any notebook runs. Two cases end to end (each
-# costs a make and a Python start); the loader's message for every case is checked in-process above.
-@pytest.mark.parametrize("case", ["missing file", "pickled object array"])
-def test_make_reproduce_refuses_a_broken_data_folder_before_running_any_notebook(case, tmp_path, synthetic_dir):
-    assert shutil.which("make"), "make is not installed"
-    broken = break_a_copy(case, synthetic_dir, tmp_path)
     before = tree_hashes(PROTECTED)
     proc = subprocess.run(["make", "-C", str(ROOT), "reproduce", f"QUICKDRAW_DIR={broken}"], cwd=tmp_path,
                           env=child_env(), capture_output=True, text=True, timeout=300)
@@ -224,7 +208,7 @@ def test_make_reproduce_refuses_a_broken_data_folder_before_running_any_notebook
     assert proc.returncode != 0, output[-3000:]
     message = next((line for line in output.splitlines() if "DataError: " in line), None)
     assert message, f"no DataError message in the output:\n{output[-3000:]}"
-    assert_names_the_file(message, broken, case)
+    assert str(broken) in message and filename in message and words in message, message
     assert "== 01_data" not in output and "helpers.runner" not in proc.stdout, output[-3000:]
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     assert not changed, f"files changed during a refused run: {changed}"
@@ -293,12 +277,12 @@ def test_the_command_line_refuses_a_wrong_type_for_an_int(literal, tmp_path, syn
     assert "== 03" not in proc.stdout
 
 
-# One value per check the notebook calls (TrainConfig, pick_device), each costing a kernel; every value the
-# checks refuse (batch_size 0 and lr -0.001 among them) is tested in-process in test_training.py.
 @pytest.mark.parametrize("extra, message", [
     ({"steps": -5}, "steps must be a positive integer, got -5"),
+    ({"batch_size": 0}, "batch_size must be a positive integer, got 0"),
+    ({"lr": -0.001}, "lr must be a positive number, got -0.001"),
     ({"device": "gpu"}, "device must be 'auto', 'cpu', 'cuda' or 'mps', got 'gpu'"),
-], ids=["negative steps", "unknown device"])
+], ids=["negative steps", "zero batch_size", "negative lr", "unknown device"])
 def test_an_out_of_range_value_fails_with_a_message_naming_it(extra, message, tiny_run, tmp_path):
     with pytest.raises(RuntimeError) as e:
         tiny_run(extra)
