@@ -52,8 +52,10 @@ test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -n $(TEST_JOBS) --dist loadfile
 
+# More measurements narrow the printed interval: make bench BENCH_ARGS="--reps 15"
+BENCH_ARGS ?=
 bench: $(STAMP)
-	$(PY) bench/bench_autoencoders.py
+	$(PY) bench/bench_autoencoders.py $(BENCH_ARGS)
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

@@ -4,9 +4,11 @@ No speed is asserted here: speed targets live in the benchmark (`make bench`), w
 """
 
 import hashlib
+import importlib.util
 import json
 import os
 import platform
+import random
 import re
 import subprocess
 import sys
@@ -18,6 +20,9 @@ import helpers as H
 
 ROOT = Path(__file__).resolve().parents[1]
 GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+_spec = importlib.util.spec_from_file_location("bench_autoencoders", ROOT / "bench" / "bench_autoencoders.py")
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)
 
 
 def train_digests() -> dict:
@@ -66,6 +71,52 @@ def test_bench_runs_both_loops_and_the_setting_removes_page_faults():
         assert verdict == ("met" if float(ratio) >= float(target) else "NOT met")
         if GLIBC:  # the engine's allocator setting took effect in its process, and not in the reference's
             assert int(our_faults) < int(ref_faults) / 5, out.stdout
+    assert "interval" not in out.stdout  # one measurement of each: no interval to give
+
+
+def test_bench_prints_the_interval_of_the_back_to_back_ratios(monkeypatch, capsys):
+    """run_all's arithmetic and wording, on given measurements (the measuring itself is tested above)."""
+    rates = {  # (which, kind) -> images/s of the 9 measurements, in the order they are taken
+        ("ref", "lstm_ae"): [100, 100, 100, 100, 100, 100, 100, 100, 100],
+        ("ours", "lstm_ae"): [120, 125, 128, 129, 131, 133, 135, 140, 150],  # median 1.31; interval 1.25-1.40
+        ("ref", "cnn_ae"): [100, 200, 100, 200, 100, 200, 100, 200, 100],
+        ("ours", "cnn_ae"): [110, 230, 115, 240, 120, 250, 125, 260, 130],  # ratios 1.10-1.30; interval 1.15-1.30
+    }
+    calls = []
+
+    def measure(which, kind, steps, data_dir):
+        calls.append((which, kind, steps))
+        n = sum(c[:2] == (which, kind) for c in calls) - 1
+        return {"images_per_s": float(rates[which, kind][n]), "faults_per_step": 5.0, "kept_freed_memory": True}
+
+    monkeypatch.setattr(bench, "measure", measure)
+    bench.run_all(9, None, "unused")
+    out = capsys.readouterr().out
+    assert [c[0] for c in calls[:4]] == ["ref", "ours", "ours", "ref"]  # alternating which goes first
+    assert {c[1:] for c in calls} == {("lstm_ae", 30), ("cnn_ae", 150)} and len(calls) == 36
+    assert re.search(r"^lstm_ae\s+100\s+131\s+1\.31\s+1\.3x .* met$", out, re.M), out
+    assert ("interval for the median back-to-back ratio: 1.25 to 1.40 (coverage 96.1%), contains the target: "
+            "this run cannot tell whether it is met") in out
+    assert "median of the 9 back-to-back ratios: 1.31" in out
+    assert "back-to-back ratio: 1.15 to 1.30 (coverage 96.1%), all at or above the target" in out
+
+
+def test_median_interval_is_the_order_statistics_with_their_exact_coverage():
+    values = [1.9, 1.1, 1.5, 1.3, 1.7, 1.2, 1.8, 1.4, 1.6]  # n = 9: the 2nd and 8th of the sorted values
+    low, high, cover = bench.median_interval(values)
+    assert (low, high) == (1.2, 1.8)
+    assert cover == pytest.approx(1 - 2 * (1 + 9) / 2**9)  # 96.1%; the 3rd and 7th would cover only 82.0%
+    assert bench.median_interval([3.0, 1.0, 2.0, 5.0, 4.0])[:2] == (1.0, 5.0)  # n = 5: the full range, 93.75%
+    assert bench.median_interval([3.0, 1.0, 2.0, 5.0, 4.0])[2] == pytest.approx(1 - 2 / 32)
+    # The stated coverage holds for independent draws: 4,000 samples of 15 from a skewed distribution whose
+    # median is 1 (lognormal), against 1 - 2 P(B <= 3) = 96.5% for B ~ Binomial(15, 1/2).
+    rng = random.Random(0)
+    hits, cover = 0, None
+    for _ in range(4000):
+        low, high, cover = bench.median_interval([rng.lognormvariate(0, 0.5) for _ in range(15)])
+        hits += low <= 1.0 <= high
+    assert cover == pytest.approx(0.9648, abs=1e-4)
+    assert hits / 4000 == pytest.approx(cover, abs=0.015)
 
 
 def test_bench_refuses_bad_arguments():
