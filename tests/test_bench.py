@@ -72,9 +72,9 @@ def test_bench_runs_both_loops_and_the_setting_removes_page_faults():
         assert float(ratio) == pytest.approx(expected, abs=0.006 + expected * (0.5 / int(ours) + 0.5 / int(ref)))
         assert verdict == ("met" if float(ratio) >= float(target) else "NOT met")
         if GLIBC:  # the engine's allocator setting took effect in its process, and not in the reference's
-            # Without the setting both loops fault about as often (18,000-20,000 per LSTM AE step, 7,000-10,000
+            # Without the setting both loops fault about as often (18,000-20,000 per LSTM AE step, 4,000-10,000
             # per CNN AE step); with it, ours settles at 0 to a few hundred per step.
-            assert int(our_faults) < int(ref_faults) / 2, out.stdout
+            assert int(our_faults) < int(ref_faults) / 3, out.stdout
     assert "interval" not in out.stdout  # one measurement of each: no interval to give
 
 
