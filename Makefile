@@ -44,9 +44,8 @@ ifneq ($(QUICK),1)
 	$(PY) -W ignore::RuntimeWarning -m helpers.report --metrics $(METRICS) --template README.md
 endif
 
-# The tests are mostly separate processes (kernels, papermill, make); two workers cut the wall time on 2 cores
-# by about a quarter (409 s -> 299 s). --dist loadfile keeps each test file on one worker, in order (notebook
-# 05 reuses 02-04's models).
+# The tests are mostly separate processes (kernels, papermill, make), so two workers shorten the wall time on
+# 2 cores. --dist loadfile keeps each test file on one worker, in order (notebook 05 reuses 02-04's models).
 TEST_JOBS ?= 2
 test: $(STAMP)
 	$(PY) -m ruff check .

@@ -1,15 +1,19 @@
 """Shared code of the quickdraw-ae notebooks: data, models, training, evaluation, plotting, report.
 
-Notebooks and tests do ``import helpers as H`` (or ``from helpers import ...``); every public name of the
-submodules is re-exported here.
+Notebooks and tests do ``import helpers as H`` (or ``from helpers import ...``). ``H`` holds the public
+names of the submodules (each module's ``__all__``) and nothing else: no ``H.np``, no ``H.torch``.
 """
 
-from .data import *  # noqa: F401,F403
-from .download import DownloadError, download_quickdraw  # noqa: F401
-from .evaluation import *  # noqa: F401,F403
-from .experiments import *  # noqa: F401,F403
-from .io import *  # noqa: F401,F403
-from .models import *  # noqa: F401,F403
-from .plotting import *  # noqa: F401,F403
-from .report import *  # noqa: F401,F403
-from .training import *  # noqa: F401,F403
+from . import data, download, evaluation, experiments, files, models, plotting, report, training
+from .data import *  # noqa: F403
+from .download import *  # noqa: F403
+from .evaluation import *  # noqa: F403
+from .experiments import *  # noqa: F403
+from .files import *  # noqa: F403
+from .models import *  # noqa: F403
+from .plotting import *  # noqa: F403
+from .report import *  # noqa: F403
+from .training import *  # noqa: F403
+
+__all__ = [name for module in (data, download, evaluation, experiments, files, models, plotting, report, training)
+           for name in module.__all__]

@@ -20,7 +20,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .io import atomic_save_npy, atomic_write_text
+from .files import atomic_save_npy, atomic_write_text
+
+__all__ = [
+    "CLASS_NAMES", "FILES", "DEFAULT_DATA_DIR", "SYNTHETIC_MARKER", "DataError", "QuickDraw", "resolve_data_dir",
+    "md5sum", "load_quickdraw", "to_tensor", "make_synthetic_images", "write_synthetic_quickdraw",
+    "pick_per_class", "pick_pair", "random_subset", "ink_fraction",
+]
 
 CLASS_NAMES = ("rabbit", "yoga", "hand", "snowman", "motorbike")
 SPLITS = ("train", "test")
@@ -105,7 +111,7 @@ def _read_npy(path: Path) -> np.ndarray:
         raise DataError(f"{path}: could not be read as .npy ({e})") from e
 
 
-def _check_images(path: Path, x: np.ndarray) -> np.ndarray:
+def _validated_images(path: Path, x: np.ndarray) -> np.ndarray:
     if x.ndim == 2 and x.shape[1] == 784:
         x = x.reshape(-1, 28, 28)
     if x.ndim != 3 or x.shape[1:] != (28, 28):
@@ -120,7 +126,7 @@ def _check_images(path: Path, x: np.ndarray) -> np.ndarray:
     return x.astype(np.uint8, copy=False)
 
 
-def _check_labels(path: Path, y: np.ndarray, n_classes: int) -> np.ndarray:
+def _validated_labels(path: Path, y: np.ndarray, n_classes: int) -> np.ndarray:
     if not np.issubdtype(y.dtype, np.integer):
         raise DataError(f"{path}: labels have dtype {y.dtype}; expected integers 0..{n_classes - 1}")
     if y.ndim != 1:
@@ -142,8 +148,8 @@ def load_quickdraw(data_dir: str | os.PathLike, with_md5: bool = True) -> QuickD
     arrays = {}
     for split in SPLITS:
         xp, yp = data_dir / f"{split}_images.npy", data_dir / f"{split}_labels.npy"
-        x = _check_images(xp, _read_npy(xp))
-        y = _check_labels(yp, _read_npy(yp), len(CLASS_NAMES))
+        x = _validated_images(xp, _read_npy(xp))
+        y = _validated_labels(yp, _read_npy(yp), len(CLASS_NAMES))
         if len(x) != len(y):
             raise DataError(f"{xp}: {len(x)} images but {yp.name} has {len(y)} labels; expected equal counts")
         if len(x) == 0:
@@ -248,6 +254,22 @@ def pick_per_class(labels: np.ndarray, n_per_class: int, seed: int = 0,
             raise ValueError(f"class {CLASS_NAMES[c]} has {len(pool)} drawings; {n_per_class} asked for")
         out.append(np.sort(rng.choice(pool, n_per_class, replace=False)))
     return np.concatenate(out)
+
+
+def pick_pair(labels: np.ndarray, class_a: str, class_b: str, seed: int = 0) -> tuple[int, int]:
+    """One drawing of each of two classes named as in CLASS_NAMES: the picks of ``pick_per_class(labels, 1,
+    seed)`` for those classes (e.g. the end points of an interpolation)."""
+    for name in (class_a, class_b):
+        if name not in CLASS_NAMES:
+            raise ValueError(f"unknown class {name!r}; expected one of {', '.join(CLASS_NAMES)}")
+    picks = pick_per_class(labels, 1, seed)
+    return int(picks[CLASS_NAMES.index(class_a)]), int(picks[CLASS_NAMES.index(class_b)])
+
+
+def random_subset(X: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
+    """``n`` rows of X chosen at random without replacement (all of them, shuffled, when n >= len(X)); a
+    torch.Generator seeded with ``seed`` draws the permutation."""
+    return X[torch.randperm(len(X), generator=torch.Generator().manual_seed(seed))[:n].to(X.device)]
 
 
 def ink_fraction(images: np.ndarray, threshold: int = 0) -> np.ndarray:

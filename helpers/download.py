@@ -30,7 +30,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .data import CLASS_NAMES, HOW_TO_GET_DATA, DataError, load_quickdraw
-from .io import atomic_save_npy
+from .files import atomic_save_npy
+
+__all__ = [
+    "DownloadError", "download_quickdraw",
+]
 
 QUICKDRAW_BASE_URL = "https://storage.googleapis.com/quickdraw_dataset/full/numpy_bitmap/"
 ROW_BYTES = 28 * 28  # one uint8 bitmap per row

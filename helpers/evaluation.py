@@ -23,12 +23,13 @@ from scipy.special import rel_entr
 from torch import nn
 from torch.nn import functional as F
 
-from .models import kl_to_standard_normal
+from .models import kl_to_standard_normal, n_params
 
 __all__ = [
     "reconstruct", "reconstruction_mse", "mean_image_mse", "encode_all", "vae_elbo", "iwae_bound",
     "active_units", "classifier_outputs", "frechet_distance", "inception_score", "generative_metrics",
     "conditional_accuracy", "knn_accuracy", "silhouette", "tsne_embed", "nearest_training", "interpolate",
+    "prior_samples", "conditional_samples", "vae_bounds", "memorisation", "autoencoder_metrics", "run_summary",
 ]
 
 # At most this many drawings go through the decoder at once in iwae_bound (k samples x images).
@@ -198,14 +199,16 @@ def vae_elbo(model: nn.Module, X: torch.Tensor, y=None, batch_size: int = 500, s
     X = _check_images(X)
     y = _labels(model, y, len(X), "vae_elbo")
     device, g = _device(model), torch.Generator().manual_seed(seed)
-    rec_sum, kl_sum, mus = 0.0, 0.0, []
+    rec_sum, kl_sum, mus, eps = 0.0, 0.0, [], None
     with _evaluating(model):
         for sl in _batches(len(X), batch_size):
             x, yb = X[sl].to(device), None if y is None else y[sl].to(device)
             mu, logvar = model.encode(x, yb)
-            # Own noise instead of model.reparameterize, whose randn_like uses the global RNG.
-            eps = torch.randn(mu.shape, generator=g).to(device)
-            z = mu + eps * torch.exp(0.5 * logvar)
+            # Own noise instead of model.reparameterize, whose randn_like uses the global RNG; drawn for all
+            # of X at once, so that it does not depend on the batch size (torch.randn fills blocks of 16).
+            if eps is None:
+                eps = torch.randn((len(X), mu.shape[1]), generator=g)
+            z = mu + eps[sl].to(device) * torch.exp(0.5 * logvar)
             rec_sum -= float(_bernoulli_log_lik(model.decode_logits(z, yb), x).double().sum())
             kl_sum = kl_sum + kl_to_standard_normal(mu, logvar).double().sum(0).cpu()  # (D,)
             mus.append(mu.float().cpu())
@@ -347,7 +350,7 @@ def generative_metrics(clf: nn.Module, samples: torch.Tensor, X_ref: torch.Tenso
 def conditional_accuracy(clf: nn.Module, model: nn.Module, n_per_class: int = 200, n_classes: int = 5,
                          seed: int = 0) -> dict:
     """How often the classifier recognizes the requested class in drawings sampled from a conditional
-    VAE's prior, z ~ N(0, I) (torch.Generator seeded with ``seed``), decoded with each class in turn.
+    VAE's prior (``conditional_samples``: z ~ N(0, I), decoded with each class in turn).
 
     Returns ``accuracy``, ``per_class`` (n_classes floats), ``confusion`` (rows = requested class,
     columns = predicted class, counts) and ``n_per_class``."""
@@ -358,17 +361,43 @@ def conditional_accuracy(clf: nn.Module, model: nn.Module, n_per_class: int = 20
         raise ValueError(f"n_classes={n_classes} but the model has n_classes={model.n_classes}")
     if n_per_class < 1:
         raise ValueError(f"n_per_class must be positive, got {n_per_class}")
-    requested = torch.arange(n_classes).repeat_interleave(n_per_class)  # (n_classes * n_per_class,)
-    g = torch.Generator().manual_seed(seed)
-    with _evaluating(model):
-        samples = torch.cat([model.sample(len(requested[sl]), requested[sl], generator=g).cpu()
-                             for sl in _batches(len(requested), 500)])
+    samples, requested = conditional_samples(model, n_per_class, seed)
     probs = classifier_outputs(clf, samples)[1]
     confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
     np.add.at(confusion, (requested.numpy(), probs.argmax(1)), 1)
     per_class = np.diag(confusion) / n_per_class
     return {"accuracy": float(np.trace(confusion) / confusion.sum()), "per_class": per_class.tolist(),
             "confusion": confusion.tolist(), "n_per_class": int(n_per_class)}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Samples from the prior
+# ---------------------------------------------------------------------------------------------------
+
+
+def prior_samples(model: nn.Module, n: int, seed: int = 0) -> torch.Tensor:
+    """``n`` drawings decoded from z ~ N(0, I) (a torch.Generator seeded with ``seed``), as pixel
+    probabilities (n, 1, 28, 28) on the CPU. A conditional VAE is asked for each class in turn
+    (0, 1, ..., C-1, 0, 1, ...), so the requested classes are balanced."""
+    _require_vae(model, "prior_samples")
+    y = torch.arange(n) % model.n_classes if _is_conditional(model) else None
+    with _evaluating(model):
+        return model.sample(n, y, generator=torch.Generator().manual_seed(seed)).cpu()
+
+
+def conditional_samples(model: nn.Module, n_per_class: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n_per_class`` prior samples of each class of a conditional VAE, class by class (one row per class
+    in a grid): drawings (C * n_per_class, 1, 28, 28) on the CPU and the requested classes (C * n_per_class,).
+    z ~ N(0, I) from a torch.Generator seeded with ``seed``, decoded 500 at a time."""
+    if not _is_conditional(model):
+        raise ValueError(f"conditional_samples needs a conditional VAE, got {type(model).__name__} "
+                         f"with n_classes={getattr(model, 'n_classes', None)}")
+    requested = torch.arange(model.n_classes).repeat_interleave(n_per_class)  # (C * n_per_class,)
+    g = torch.Generator().manual_seed(seed)
+    with _evaluating(model):
+        samples = torch.cat([model.sample(len(requested[sl]), requested[sl], generator=g).cpu()
+                             for sl in _batches(len(requested), 500)])
+    return samples, requested
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -466,3 +495,49 @@ def interpolate(model: nn.Module, x_a: torch.Tensor, x_b: torch.Tensor, steps: i
             return torch.sigmoid(model.decoder((1 - t) * mu[0] + t * mu[1], c)).cpu()
         mu, _ = model.encode(x)
         return model.decode((1 - t) * mu[0] + t * mu[1]).cpu()
+
+
+# ---------------------------------------------------------------------------------------------------
+# The numbers the notebooks write to results/metrics.json
+# ---------------------------------------------------------------------------------------------------
+
+
+def vae_bounds(model: nn.Module, X: torch.Tensor, y=None, n_iwae: int = 1000, k: int = 100,
+                seed: int = 0) -> dict:
+    """``vae_elbo`` on all of X, plus ``iwae``: the IWAE bound with k samples on the first ``n_iwae``
+    drawings (nats per image)."""
+    bounds = vae_elbo(model, X, y, seed=seed)
+    bounds["iwae"] = iwae_bound(model, X[:n_iwae], None if y is None else y[:n_iwae], k=k, seed=seed)
+    return bounds
+
+
+def memorisation(model: nn.Module, X_train: torch.Tensor, X_test: torch.Tensor, n: int = 10, n_test: int = 200,
+                 seed: int = 1) -> tuple[torch.Tensor, np.ndarray, np.ndarray, dict]:
+    """A copy check: ``n`` prior samples (seeded with ``seed``), the index and L2 distance of each one's
+    nearest training drawing, and the medians of those distances for the samples and for the first
+    ``n_test`` real test drawings (a copying model would put its samples much nearer than real drawings)."""
+    samples = prior_samples(model, n, seed)
+    idx, dist = nearest_training(samples, X_train)
+    test_dist = nearest_training(X_test[:n_test], X_train)[1]
+    return samples, idx, dist, {"median_nn_distance_samples": float(np.median(dist)),
+                                "median_nn_distance_test": float(np.median(test_dist))}
+
+
+def run_summary(model: nn.Module, record: dict) -> dict:
+    """Size and cost of a trained run: parameters, budget (steps or epochs), batch size, wall time, images/s."""
+    cfg = record["train_config"]
+    budget = {"epochs": cfg["epochs"]} if cfg.get("epochs") is not None else {"steps": record["steps"]}
+    return {"params": n_params(model), **budget, "batch_size": record["batch_size"], "lr": cfg["lr"],
+            "seed": cfg["seed"], "wall_time_s": record["wall_time_s"], "images_per_s": record["images_per_s"],
+            "device": record["device"]}
+
+
+def autoencoder_metrics(model: nn.Module, untrained: nn.Module, record: dict, X_train: torch.Tensor,
+                        X_test: torch.Tensor) -> dict:
+    """The autoencoder table's row: per-pixel MSE on test and training drawings against two baselines (the
+    same architecture untrained, and the mean training image for every drawing), the latent size and
+    ``run_summary``."""
+    return {"test_mse": reconstruction_mse(model, X_test), "train_mse": reconstruction_mse(model, X_train),
+            "untrained_test_mse": reconstruction_mse(untrained, X_test),
+            "mean_image_test_mse": mean_image_mse(X_train, X_test),
+            "latent_dim": int(encode_all(model, X_test[:1]).shape[1]), **run_summary(model, record)}

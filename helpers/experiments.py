@@ -1,31 +1,104 @@
-"""The experiments of the report: names, model specs and training configs shared by notebooks 02-05, so
-that notebook 05 finds in the cache exactly the models that notebooks 02-04 trained."""
+"""The registry of the report's runs: every model the notebooks train, with its label, model spec and
+training budgets. Notebooks 02-05, the runner's quick and tiny runs, the report's tables and the tests read
+it, so a model is trained with the same config wherever it is asked for (notebook 05 finds in the cache
+exactly the models notebooks 02-04 trained). A new model is its class in models.py, one entry in
+``EXPERIMENTS`` and, if it has figures of its own, one notebook (README: "Adding a model").
+"""
 
 from __future__ import annotations
 
-from .training import TrainConfig
+from dataclasses import dataclass, field
 
-VAE_ENCODERS = {"gru": "GRU-CNN VAE", "cnn": "CNN-CNN VAE"}
+from .training import TrainConfig, train_or_load
 
+__all__ = ["BUDGETS", "Experiment", "EXPERIMENTS", "runs_of", "conditional", "train_experiment"]
 
-def autoencoder_run(kind: str, steps: int, batch_size: int = 256, lr: float = 1e-3, seed: int = 0):
-    """(cache name, spec, config) of the LSTM ("lstm_ae") or CNN ("cnn_ae") autoencoder."""
-    if kind not in ("lstm_ae", "cnn_ae"):
-        raise ValueError(f"kind must be 'lstm_ae' or 'cnn_ae', got {kind!r}")
-    return kind, {"kind": kind}, TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed)
+BUDGETS = ("full", "quick", "tiny")  # the report's budget, a demo in minutes (QUICK=1), the tests' seconds
+FAMILIES = ("autoencoder", "vae", "classifier")
 
 
-def vae_run(encoder: str, epochs: int, batch_size: int = 128, lr: float = 1e-3, latent_dim: int = 32,
-            beta: float = 1.0, conditional: bool = False, seed: int = 0):
-    """(cache name, spec, config) of a VAE with a "gru" or "cnn" encoder, optionally class-conditional."""
-    if encoder not in VAE_ENCODERS:
-        raise ValueError(f"encoder must be one of {sorted(VAE_ENCODERS)}, got {encoder!r}")
-    spec = {"kind": "vae", "encoder": encoder, "latent_dim": latent_dim, "n_classes": 5 if conditional else 0,
-            "beta": float(beta)}
-    name = f"{'cvae' if conditional else 'vae'}_{encoder}"
-    return name, spec, TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+@dataclass(frozen=True)
+class Experiment:
+    """One run of the report.
+
+    ``family`` decides where it appears: "autoencoder" (the autoencoder table, notebook 05's latent spaces),
+    "vae" (notebook 04's VAEs and notebook 05) or "classifier" (the evaluation classifier of notebook 04).
+    ``spec`` is the model: ``{"kind": <a key of helpers.models.MODEL_KINDS>, **arguments of its class}``.
+    ``full`` holds the report's TrainConfig fields (``steps`` or ``epochs``, ``batch_size``, ``lr``);
+    ``quick`` and ``tiny`` the fields that change for ``QUICK=1`` and for the notebook tests."""
+
+    name: str  # cache folder prefix in runs/models/, and metrics section of an autoencoder
+    label: str  # how tables and figures name it
+    family: str
+    spec: dict
+    full: dict
+    quick: dict = field(default_factory=dict)
+    tiny: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.family not in FAMILIES:
+            raise ValueError(f"{self.name}: family must be one of {FAMILIES}, got {self.family!r}")
+
+    def config(self, budget: str = "full", seed: int = 0) -> TrainConfig:
+        """The TrainConfig of this run at ``budget`` ("full", "quick" or "tiny")."""
+        if budget not in BUDGETS:
+            raise ValueError(f"budget must be one of {', '.join(BUDGETS)}, got {budget!r}")
+        changes = {"full": {}, "quick": self.quick, "tiny": self.tiny}[budget]
+        return TrainConfig(**{**self.full, **changes}, seed=seed)
+
+    def settings(self, budget: str = "full", seed: int = 0) -> dict:
+        """The model's arguments and the training budget, flat, for results/metrics.json."""
+        cfg = self.config(budget, seed)
+        budget_keys = ("steps", "epochs", "batch_size", "lr", "seed")
+        return {**{k: v for k, v in self.spec.items() if k != "kind"},
+                **{k: getattr(cfg, k) for k in budget_keys if getattr(cfg, k) is not None}}
 
 
-def classifier_run(epochs: int, batch_size: int = 128, lr: float = 1e-3, seed: int = 0):
-    """(cache name, spec, config) of the evaluation classifier."""
-    return "classifier", {"kind": "classifier"}, TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+def _vae_spec(encoder: str, n_classes: int = 0) -> dict:
+    return {"kind": "vae", "encoder": encoder, "latent_dim": 32, "n_classes": n_classes, "beta": 1.0}
+
+
+# The course report's hyperparameters; quick and tiny only shorten the runs.
+_AE_BUDGET = {"quick": {"steps": 150}, "tiny": {"steps": 12, "batch_size": 32}}
+_VAE_BUDGET = {"quick": {"epochs": 2}, "tiny": {"epochs": 1, "batch_size": 64}}
+
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
+    Experiment("lstm_ae", "LSTM AE", "autoencoder", {"kind": "lstm_ae"},
+               {"steps": 10_000, "batch_size": 256, "lr": 1e-3}, **_AE_BUDGET),
+    Experiment("cnn_ae", "CNN AE", "autoencoder", {"kind": "cnn_ae"},
+               {"steps": 1_000, "batch_size": 256, "lr": 1e-3}, **_AE_BUDGET),
+    Experiment("vae_gru", "GRU-CNN VAE", "vae", _vae_spec("gru"),
+               {"epochs": 50, "batch_size": 128, "lr": 1e-3}, **_VAE_BUDGET),
+    Experiment("vae_cnn", "CNN-CNN VAE", "vae", _vae_spec("cnn"),
+               {"epochs": 50, "batch_size": 128, "lr": 1e-3}, **_VAE_BUDGET),
+    Experiment("classifier", "evaluation classifier", "classifier", {"kind": "classifier"},
+               {"epochs": 15, "batch_size": 128, "lr": 1e-3}, quick={"epochs": 2}, tiny={"epochs": 1}),
+]}
+
+
+def runs_of(family: str | None = None) -> list[Experiment]:
+    """The registered runs of one family ("autoencoder", "vae", "classifier"), or all, in registry order."""
+    if family is not None and family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+    return [e for e in EXPERIMENTS.values() if family in (None, e.family)]
+
+
+def conditional(vae: Experiment, n_classes: int = 5) -> Experiment:
+    """The class-conditional version of a registered VAE: same encoder, budgets and settings, and the
+    one-hot class given to encoder and decoder (cache name ``cvae_<encoder>``)."""
+    if vae.family != "vae":
+        raise ValueError(f"conditional() needs a VAE run, got {vae.name!r} ({vae.family})")
+    spec = {**vae.spec, "n_classes": n_classes}
+    return Experiment(f"cvae_{spec['encoder']}", f"conditional {vae.label}", "vae", spec, vae.full,
+                      vae.quick, vae.tiny)
+
+
+def train_experiment(run: Experiment | str, data, budget: str = "full", seed: int = 0, **kwargs):
+    """``train_or_load`` of a registered run (or its name) at ``budget``: (model in eval mode, record).
+    ``kwargs`` go to ``train_or_load`` (device, runs_dir, progress, verbose)."""
+    if isinstance(run, str):
+        if run not in EXPERIMENTS:
+            raise ValueError(f"no run named {run!r} in helpers.experiments.EXPERIMENTS; "
+                             f"registered: {', '.join(EXPERIMENTS)}")
+        run = EXPERIMENTS[run]
+    return train_or_load(run.name, run.spec, run.config(budget, seed), data, **kwargs)

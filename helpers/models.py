@@ -10,6 +10,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+__all__ = [
+    "LSTMAutoencoder", "CNNAutoencoder", "ae_loss", "GRUEncoder", "CNNEncoder", "CNNDecoder", "VAE",
+    "kl_to_standard_normal", "vae_loss", "Classifier", "classifier_loss", "MODEL_KINDS", "n_params",
+]
+
 # ---------------------------------------------------------------------------------------------------
 # Autoencoders (per-pixel MSE loss)
 # ---------------------------------------------------------------------------------------------------
@@ -148,11 +153,12 @@ class VAE(nn.Module):
     ``n_classes`` > 0 makes it a conditional VAE (Sohn et al., 2015): encoder q(z|x,c) and decoder
     p(x|z,c) both see the one-hot class c; the prior stays N(0, I)."""
 
-    def __init__(self, encoder: str = "cnn", latent_dim: int = 32, n_classes: int = 0):
+    def __init__(self, encoder: str = "cnn", latent_dim: int = 32, n_classes: int = 0, beta: float = 1.0):
         super().__init__()
         if encoder not in ("gru", "cnn"):
             raise ValueError(f"encoder must be 'gru' or 'cnn', got {encoder!r}")
         self.latent_dim, self.n_classes = latent_dim, n_classes
+        self.beta = float(beta)  # KL weight of vae_loss; 1 gives the ELBO
         self.encoder = (GRUEncoder(latent_dim, n_classes=n_classes) if encoder == "gru"
                         else CNNEncoder(latent_dim, n_classes=n_classes))
         self.decoder = CNNDecoder(latent_dim, n_classes=n_classes)
@@ -196,10 +202,12 @@ def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tenso
     return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp())
 
 
-def vae_loss(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, beta: float = 1.0):
+def vae_loss(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, beta: float | None = None):
     """Negative ELBO in nats per image: Bernoulli reconstruction (binary cross-entropy summed over the 784
-    pixels) + beta * KL to N(0, I) summed over latent dimensions, both averaged over the images.
+    pixels) + beta * KL to N(0, I) summed over latent dimensions, both averaged over the images. ``beta``
+    defaults to the model's own (``VAE.beta``).
     Kingma & Welling (2014), "Auto-Encoding Variational Bayes", eq. 10 with the KL of Appendix B."""
+    beta = getattr(model, "beta", 1.0) if beta is None else beta
     logits, mu, logvar = model(x, y)
     rec = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1).mean()
     kl = kl_to_standard_normal(mu, logvar).sum(1).mean()
@@ -241,3 +249,21 @@ def classifier_loss(model: Classifier, x: torch.Tensor, y: torch.Tensor):
         x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
     logits = model(x)
     return {"loss": F.cross_entropy(logits, y), "accuracy": (logits.argmax(1) == y).float().mean()}
+
+
+def n_params(model: nn.Module) -> int:
+    """Number of trainable and frozen parameters."""
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The model kinds that specs name ({"kind": "vae", "encoder": "gru", ...}): class and loss function.
+# A new model is its class above and one line here.
+# ---------------------------------------------------------------------------------------------------
+
+MODEL_KINDS = {
+    "lstm_ae": (LSTMAutoencoder, ae_loss),
+    "cnn_ae": (CNNAutoencoder, ae_loss),
+    "vae": (VAE, vae_loss),
+    "classifier": (Classifier, classifier_loss),
+}

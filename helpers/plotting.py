@@ -14,7 +14,13 @@ import numpy as np
 import torch
 
 from .data import CLASS_NAMES, ink_fraction
-from .io import atomic_savefig
+from .files import atomic_savefig
+
+__all__ = [
+    "savefig", "grid_image", "class_counts", "examples_per_class", "mean_drawings", "ink_histograms",
+    "loss_curves", "vae_loss_parts", "compare_curves", "reconstruction_grid", "sample_grids", "conditional_grid",
+    "interpolation_rows", "nearest_neighbour_pairs", "confusion_matrix_plot", "tsne_panels",
+]
 
 CMAP = "gray_r"
 PAD = 2  # pixels between drawings in a grid
@@ -118,7 +124,7 @@ def loss_curves(record: dict, title: str, ylabel: str = "per-pixel MSE", log_y: 
     """Training loss (window means) and held-out loss against training steps."""
     h = record["history"]
     fig, ax = plt.subplots(figsize=(7, 3.8))
-    every = h.get("log_every", h["train"]["step"][0])  # histories cached before log_every was recorded
+    every = h["log_every"]
     label = "train (epoch means)" if every == h["steps_per_epoch"] else f"train ({every}-step means)"
     ax.plot(h["train"]["step"], h["train"]["loss"], lw=1, alpha=0.8, label=label)
     if h["val"]["step"]:
@@ -174,13 +180,6 @@ def reconstruction_grid(rows: dict[str, torch.Tensor], labels, class_names=CLASS
     fig, ax = plt.subplots(figsize=(n * 0.8 + 1.5, len(rows) * 0.9 + 0.9))
     _show_grid(ax, stacked, n, row_labels=list(rows), col_labels=[class_names[int(c)] for c in labels])
     ax.tick_params(axis="x", labelrotation=60)
-    ax.set_title(title)
-    return fig
-
-
-def sample_grid(samples, title: str, nrow: int = 8):
-    fig, ax = plt.subplots(figsize=(nrow * 0.7, (len(samples) + nrow - 1) // nrow * 0.7 + 0.5))
-    _show_grid(ax, samples, nrow)
     ax.set_title(title)
     return fig
 

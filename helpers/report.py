@@ -9,7 +9,13 @@ import os
 import re
 from pathlib import Path
 
-from .io import atomic_write_json
+from .experiments import runs_of
+from .files import atomic_write_json, locked
+
+__all__ = [
+    "read_metrics", "merge_metrics", "TABLE_RE", "VALUE_RE", "lookup", "md_table", "TABLES",
+    "render_report",
+]
 
 
 def _plain(value):
@@ -39,16 +45,16 @@ def read_metrics(path: str | os.PathLike) -> dict:
         raise ValueError(f"{path}: not valid JSON ({e}); fix or delete it, then rerun") from e
 
 
-def merge_metrics(path: str | os.PathLike, section: str, values: dict) -> dict:
-    """Replace ``section`` of the metrics file with ``values`` (other sections kept), atomically."""
-    metrics = read_metrics(path)
-    metrics[section] = _plain(values)
-    atomic_write_json(path, metrics)
+def merge_metrics(path: str | os.PathLike, section: str, values: dict, update: bool = False) -> dict:
+    """Replace ``section`` of the metrics file with ``values`` (``update=True``: add and replace only the keys
+    of ``values`` in it), other sections kept; written atomically. The read-modify-write holds a lock
+    (``<path>.lock``), so processes merging at once keep every section. Returns the section."""
+    values = _plain(values)
+    with locked(path):
+        metrics = read_metrics(path)
+        metrics[section] = {**metrics.get(section, {}), **values} if update else values
+        atomic_write_json(path, metrics)
     return metrics[section]
-
-
-def n_params(model) -> int:
-    return int(sum(p.numel() for p in model.parameters()))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -106,9 +112,9 @@ def table_md5(m: dict) -> str:
 
 def table_autoencoders(m: dict) -> str:
     rows = []
-    for key, label in [("lstm_ae", "LSTM AE"), ("cnn_ae", "CNN AE")]:
-        a = m[key]
-        rows.append([label, f"{a['params']:,}", a["latent_dim"], f"{a['steps']:,}", f"{a['test_mse']:.4f}",
+    for run in runs_of("autoencoder"):
+        a = lookup(m, run.name)
+        rows.append([run.label, f"{a['params']:,}", a["latent_dim"], f"{a['steps']:,}", f"{a['test_mse']:.4f}",
                      f"{a['train_mse']:.4f}", f"{a['untrained_test_mse']:.4f}", f"{a['mean_image_test_mse']:.4f}",
                      _minutes(a["wall_time_s"]), f"{a['images_per_s']:.0f}"])
     return md_table(["model", "parameters", "latent", "steps", "test MSE", "train MSE", "untrained test MSE",
@@ -177,7 +183,7 @@ def main(argv=None) -> int:
     import argparse
     import sys
 
-    from .io import atomic_write_text
+    from .files import atomic_write_text
 
     ap = argparse.ArgumentParser(description="Render the tables and numbers of report.md from metrics.json")
     ap.add_argument("--metrics", default="results/metrics.json")

@@ -16,35 +16,23 @@ import time
 from pathlib import Path
 
 from .data import DataError, load_quickdraw, resolve_data_dir
-from .report import merge_metrics, read_metrics
+from .experiments import BUDGETS
+from .report import merge_metrics
+
+__all__ = ["SMALL_PARAMS", "ParameterError", "notebooks", "check_parameters", "run_notebook", "reproduce"]
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
 
-# Small budgets: QUICK=1 (a demo in minutes) and the notebook tests (seconds).
-QUICK_PARAMS = {
-    "02": {"steps": 150},
-    "03": {"steps": 150},
-    "04": {"epochs": 2, "classifier_epochs": 2, "n_eval": 200, "iwae_k": 50, "n_samples": 500},
+# The small runs: every notebook that declares ``budget`` gets "quick" (QUICK=1, a demo in minutes) or "tiny"
+# (the notebook tests, seconds) and reads its models' budgets from the registry (helpers/experiments.py).
+# These are the evaluation and figure sizes of the small runs, by parameter name: each notebook takes the
+# ones it declares.
+SMALL_PARAMS = {
+    "quick": {"n_eval": 200, "iwae_k": 50, "n_samples": 500, "max_points": 1500},
+    "tiny": {"n_examples": 3, "n_show": 1, "n_eval": 20, "iwae_k": 4, "n_samples": 40, "n_per_class_cond": 4,
+             "max_points": 150},
 }
-TINY_PARAMS = {
-    "01": {"n_examples": 3},
-    "02": {"steps": 12, "batch_size": 32, "n_show": 1},
-    "03": {"steps": 12, "batch_size": 32, "n_show": 1},
-    "04": {"epochs": 1, "batch_size": 64, "classifier_epochs": 1, "n_eval": 20, "iwae_k": 4,
-           "n_samples": 40, "n_per_class_cond": 4},
-}
-
-
-def _latent_params(budgets: dict, max_points: int) -> dict:
-    """Notebook 05 must ask for exactly the models notebooks 02-04 trained with these budgets."""
-    return {"lstm_steps": budgets["02"]["steps"], "cnn_steps": budgets["03"]["steps"],
-            "ae_batch_size": budgets["02"].get("batch_size", 256), "vae_epochs": budgets["04"]["epochs"],
-            "vae_batch_size": budgets["04"].get("batch_size", 128), "max_points": max_points}
-
-
-QUICK_PARAMS["05"] = _latent_params(QUICK_PARAMS, 1500)
-TINY_PARAMS["05"] = _latent_params(TINY_PARAMS, 150)
 
 _TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
 
@@ -97,11 +85,15 @@ def run_notebook(path: Path, params: dict, out_dir: Path, log_output: bool = Tru
     return time.perf_counter() - t0
 
 
-def reproduce(only=None, quick=False, extra: dict | None = None, fig_dir=None, results_path=None,
-              runs_dir=None, out_dir=None, tiny=False, log_output=True) -> dict:
-    """Check the data, then run the notebooks in order; return {notebook: seconds}."""
+def reproduce(only=None, budget: str = "full", extra: dict | None = None, fig_dir=None, results_path=None,
+              runs_dir=None, out_dir=None, log_output=True) -> dict:
+    """Check the data, then run the notebooks in order at ``budget`` ("full", "quick", "tiny"); return
+    {notebook: seconds}. Outputs of a quick run default to runs/quick/, never over the committed results."""
+    if budget not in BUDGETS:
+        raise ParameterError(f"budget must be one of {', '.join(BUDGETS)}, got {budget!r}")
     data_dir = resolve_data_dir().resolve()
     load_quickdraw(data_dir, with_md5=False)  # fails here, before any training, on a bad folder
+    quick = budget == "quick"
     base = ROOT / "runs" / "quick" if quick else ROOT
     fig_dir = Path(fig_dir or base / "figures").resolve()
     default_results = base / "metrics.json" if quick else ROOT / "results" / "metrics.json"
@@ -110,28 +102,26 @@ def reproduce(only=None, quick=False, extra: dict | None = None, fig_dir=None, r
     out_dir = Path(out_dir or runs_dir / ("notebooks-quick" if quick else "notebooks")).resolve()
     paths = notebooks(only)
     common = {"data_dir": str(data_dir), "fig_dir": str(fig_dir), "results_path": str(results_path),
-              "progress": "text"}
+              "runs_dir": str(runs_dir), "progress": "text", "budget": budget, **SMALL_PARAMS.get(budget, {})}
     extra = extra or {}
+    if "budget" in extra:  # it also decides where the outputs go, so it is not an ordinary parameter
+        raise ParameterError("budget is not set with -p: QUICK=1 runs the quick budget (outputs in runs/quick/), "
+                             "the default the report's")
     unknown = sorted(set(extra) - {name for p in paths for name in _declared(p)})
     if unknown:  # a typo must not be silently ignored
         raise ParameterError(f"unknown parameter(s) {', '.join(unknown)}: no notebook of "
                              f"{', '.join(p.name for p in paths)} declares them")
     plans = []
     for p in paths:  # check every notebook's parameters before running the first one
-        params = dict(common, runs_dir=str(runs_dir))
-        params.update((TINY_PARAMS if tiny else QUICK_PARAMS if quick else {}).get(p.stem[:2], {}))
-        params.update(extra)
-        params = {k: v for k, v in params.items() if k in _declared(p)}
+        params = {k: v for k, v in {**common, **extra}.items() if k in _declared(p)}
         check_parameters(p, params)
         plans.append((p, params))
     times = {}
     for p, params in plans:
-        print(f"== {p.name} ({'tiny' if tiny else 'quick' if quick else 'full'} budget) ==", flush=True)
+        print(f"== {p.name} ({budget} budget) ==", flush=True)
         times[p.stem] = run_notebook(p, params, out_dir, log_output=log_output)
         print(f"== {p.name} done in {times[p.stem]:.0f} s ==", flush=True)
-        timings = read_metrics(results_path).get("timings", {})
-        timings[p.stem] = times[p.stem]
-        merge_metrics(results_path, "timings", timings)
+        merge_metrics(results_path, "timings", {p.stem: times[p.stem]}, update=True)
     return times
 
 
@@ -156,12 +146,12 @@ def _literal(text: str):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="*", help="notebook numbers or names (default: all, in order)")
-    ap.add_argument("--quick", action="store_true", help="small budgets; outputs under runs/quick/")
+    ap.add_argument("--quick", action="store_true", help="the quick budget; outputs under runs/quick/")
     ap.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                     help="a notebook parameter (Python literal), e.g. -p seed 1")
     args = ap.parse_args(argv)
     try:
-        reproduce(only=args.only, quick=args.quick or os.environ.get("QUICK") == "1",
+        reproduce(only=args.only, budget="quick" if args.quick or os.environ.get("QUICK") == "1" else "full",
                   extra={k: _literal(v) for k, v in args.p})
     except (DataError, ParameterError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)

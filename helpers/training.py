@@ -8,6 +8,7 @@ run resumes where it stopped and ends with the same weights as an uninterrupted 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import json
@@ -15,7 +16,9 @@ import math
 import os
 import platform
 import random
+import signal
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,8 +28,13 @@ import torch
 from torch import nn
 
 from .data import QuickDraw, to_tensor
-from .io import atomic_torch_save
-from .models import VAE, Classifier, CNNAutoencoder, LSTMAutoencoder, ae_loss, classifier_loss, vae_loss
+from .files import atomic_torch_save, locked
+from .models import MODEL_KINDS
+
+__all__ = [
+    "set_seed", "pick_device", "keep_freed_memory", "progress_bar", "TrainConfig", "batch_indices", "evaluate",
+    "fit", "build_model", "config_key", "train_or_load", "untrained_model",
+]
 
 DEFAULT_RUNS_DIR = "runs"
 
@@ -64,15 +72,11 @@ _kept_freed_memory: bool | None = None
 def keep_freed_memory() -> bool:
     """Make glibc's malloc keep freed memory for reuse instead of handing it back to the OS (CPU speed-up).
 
-    Each training step allocates and frees the same large buffers (activations, gradients, oneDNN
-    workspaces). With glibc's defaults, large blocks are mmap-ed and munmap-ed, or trimmed off the heap,
-    so every step page-faults its buffers in again: about 19,000 page faults per LSTM AE step at batch 256
-    (75 MB of fresh zeroed pages), 3,000-4,400 per CNN AE step. Raising the mmap and trim thresholds to
-    1 GiB lets the heap reuse them: a few hundred faults per step at most, and `make bench` measures the
-    time saved. The arithmetic, and so every result, is unchanged. PyTorch's CPU tuning guide gets the
-    same by preloading jemalloc or tcmalloc; this needs no preload. The cost: the process keeps its peak
+    Every training step frees and allocates the same large buffers; with glibc's defaults each step gets
+    them as fresh, page-faulting memory. Raising the mmap and trim thresholds to 1 GiB lets the heap reuse
+    them (bench/README.md has the measurements). Results are unchanged. The cost: the process keeps its peak
     memory until it exits. Process-wide and idempotent; returns whether it applied (False where the C
-    library is not glibc, e.g. macOS, Windows, musl). ``fit`` calls it when training on the CPU.
+    library is not glibc: macOS, Windows, musl). ``fit`` calls it when training on the CPU.
     """
     global _kept_freed_memory
     if _kept_freed_memory is None:
@@ -151,6 +155,157 @@ def evaluate(model: nn.Module, loss_fn, tensors: tuple[torch.Tensor, ...], batch
     return {k: v / n for k, v in totals.items()}
 
 
+@contextlib.contextmanager
+def _holding_interrupts():
+    """Hold back Ctrl-C (SIGINT) until the block is done, then deliver it to the usual handler, so that a
+    commit (Adam's update of every weight, the counters, the history) is never left half done. A no-op off
+    the main thread, where Python cannot install signal handlers."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        signal.raise_signal(signal.SIGINT)
+
+
+class _Run:
+    """One training run and the state its checkpoint holds: weights, Adam's moments, step, elapsed time,
+    history, the running sums of the current logging window, and the RNG state at the start of the next step.
+
+    Ctrl-C can land anywhere; the checkpoint it writes is always the end of the last complete step. Work
+    that is not done yet (forward and backward pass, evaluation) changes no saved state but the RNG and the
+    buffers (batch norm's running statistics); each commit of done work runs under ``_holding_interrupts``
+    and ends with ``mark_boundary``, which copies those two, and Ctrl-C puts the copies back. So a resumed
+    run draws the same dropout masks, shifts and noise as an uninterrupted one. (Holding Ctrl-C only during
+    commits keeps it responsive: a commit takes milliseconds, while copying the weights before each step
+    instead would cost a model's worth of memory traffic per step.)
+    """
+
+    def __init__(self, model: nn.Module, loss_fn, train: tuple, val: tuple | None, cfg: TrainConfig, desc: str):
+        self.model, self.loss_fn, self.train, self.val, self.cfg, self.desc = model, loss_fn, train, val, cfg, desc
+        self.n = len(train[0])
+        self.bs, self.total = min(cfg.batch_size, self.n), cfg.total_steps(self.n)
+        self.per_epoch, self.epoch_mode = cfg.steps_per_epoch(self.n), cfg.epochs is not None
+        self.log_every = cfg.log_every or (self.per_epoch if self.epoch_mode else 10)
+        self.eval_every = cfg.eval_every or (self.per_epoch if self.epoch_mode else max(1, self.total // 20))
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        self.history: dict = {"train": {"step": []}, "val": {"step": []}, "steps_per_epoch": self.per_epoch,
+                              "log_every": self.log_every}
+        self.step, self.elapsed, self.saved_step = 0, 0.0, None
+        self.window: dict[str, float] = {}  # sums of the loss parts since the last logged point
+        self.mark_boundary()
+
+    def resume(self, path: Path) -> None:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step, self.elapsed, self.history = state["step"], state["elapsed"], state["history"]
+        self.window = state.get("window", {})  # absent from older checkpoints
+        torch.set_rng_state(state["rng"])
+        self.saved_step = self.step
+        self.mark_boundary()
+
+    def mark_boundary(self) -> None:
+        """Copy what the next forward pass changes before its step commits: the RNG state and the buffers."""
+        self.rng = torch.get_rng_state()
+        self.buffers = [b.clone() for b in self.model.buffers()]
+
+    def rewind(self) -> None:
+        """Put back the RNG state and buffers of the last boundary (after Ctrl-C in an unfinished step)."""
+        torch.set_rng_state(self.rng)
+        with torch.no_grad():
+            for b, saved in zip(self.model.buffers(), self.buffers):
+                b.copy_(saved)
+
+    def save(self, path: Path) -> None:
+        atomic_torch_save(path, {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                                 "step": self.step, "elapsed": self.elapsed, "history": self.history,
+                                 "window": self.window, "rng": self.rng, "config": asdict(self.cfg)})
+        self.saved_step = self.step
+
+    def due(self, every: int) -> bool:
+        """Whether the step just completed ends an interval of ``every`` steps (or the run)."""
+        return self.step > 0 and (self.step % every == 0 or self.step == self.total)
+
+    def append(self, where: str, values: dict) -> None:
+        h = self.history[where]
+        h["step"].append(self.step)
+        for k, v in values.items():
+            h.setdefault(k, []).append(v)
+
+    def train_step(self) -> None:
+        """One Adam step on batch number ``self.step``; the NaN guard stops before the weights change."""
+        idx = batch_indices(self.n, self.bs, self.cfg.seed, self.step).to(self.train[0].device)
+        parts = self.loss_fn(self.model, *(t[idx] for t in self.train))
+        loss = parts["loss"]
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"{self.desc}: the loss became {loss.item()} at step {self.step + 1}; training stopped. "
+                f"Try a lower learning rate than {self.cfg.lr}.")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        with _holding_interrupts():
+            self.optimizer.step()
+            self.step += 1
+            for k, v in parts.items():
+                self.window[k] = self.window.get(k, 0.0) + v.item()
+            if self.due(self.log_every):
+                count = (self.step - 1) % self.log_every + 1
+                self.append("train", {k: v / count for k, v in self.window.items()})
+                self.window = {}
+                if self.epoch_mode:
+                    self.history["train"].setdefault("epoch", []).append(self.step / self.per_epoch)
+            self.mark_boundary()
+
+    def finish_step(self, ckpt_path: Path | None) -> None:
+        """The held-out loss and the checkpoint when due. Also run on resuming, to finish a step whose
+        evaluation was interrupted (its checkpoint has no held-out point for it yet)."""
+        if self.val is not None and self.due(self.eval_every) and self.history["val"]["step"][-1:] != [self.step]:
+            values = evaluate(self.model, self.loss_fn, self.val)
+            with _holding_interrupts():
+                self.append("val", values)
+                self.mark_boundary()
+        if ckpt_path and self.due(self.cfg.ckpt_every) and self.saved_step != self.step:
+            self.clock()
+            self.save(ckpt_path)
+
+    def clock(self) -> None:
+        """Add the time since the last call to ``self.elapsed`` (s)."""
+        now = time.perf_counter()
+        self.elapsed += now - self.t0
+        self.t0 = now
+
+    def loop(self, ckpt_path: Path | None, progress: bool | str) -> dict:
+        """Train up to the last step; on Ctrl-C write the checkpoint of the last complete step and re-raise."""
+        self.model.train()
+        bar = progress_bar(self.total, self.desc, progress, initial=self.step)
+        self.t0 = time.perf_counter()
+        try:
+            self.finish_step(ckpt_path)
+            while self.step < self.total:
+                self.train_step()
+                if self.due(self.log_every):
+                    bar.set_postfix(loss=f"{self.history['train']['loss'][-1]:.4g}", refresh=False)
+                bar.update(1)
+                self.finish_step(ckpt_path)
+        except KeyboardInterrupt:
+            self.clock()
+            self.rewind()
+            if ckpt_path:
+                self.save(ckpt_path)
+            raise
+        finally:
+            bar.close()
+        self.clock()
+        return {"history": self.history, "steps": self.total, "batch_size": self.bs, "wall_time_s": self.elapsed,
+                "images_per_s": self.total * self.bs / self.elapsed if self.elapsed > 0 else float("nan")}
+
+
 def fit(model: nn.Module, loss_fn, train: tuple[torch.Tensor, ...], val: tuple[torch.Tensor, ...] | None,
         cfg: TrainConfig, ckpt_path: str | os.PathLike | None = None, progress: bool | str = True,
         desc: str = "train") -> dict:
@@ -158,106 +313,31 @@ def fit(model: nn.Module, loss_fn, train: tuple[torch.Tensor, ...], val: tuple[t
 
     ``train``/``val`` are tuples of tensors on the model's device, (X,) or (X, y); ``loss_fn(model, *batch)``
     returns a dict of scalar tensors with a "loss" key. With ``ckpt_path`` a checkpoint is written every
-    ``cfg.ckpt_every`` steps, on Ctrl-C, and at the end; if it exists, training resumes from it.
+    ``cfg.ckpt_every`` steps, at the end, and on Ctrl-C (the state after the last complete step); if it
+    exists, training resumes from it, to the weights an uninterrupted run ends with (on the CPU).
     """
     if train[0].device.type == "cpu":
         keep_freed_memory()
-    n = len(train[0])
-    total = cfg.total_steps(n)
-    per_epoch = cfg.steps_per_epoch(n)
-    epoch_mode = cfg.epochs is not None
-    log_every = cfg.log_every or (per_epoch if epoch_mode else 10)
-    eval_every = cfg.eval_every or (per_epoch if epoch_mode else max(1, total // 20))
-    bs = min(cfg.batch_size, n)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    history: dict = {"train": {"step": []}, "val": {"step": []}, "steps_per_epoch": per_epoch,
-                     "log_every": log_every}
-    step, elapsed = 0, 0.0
-    window: dict[str, float] = {}  # sums of the loss parts since the last logged point
+    run = _Run(model, loss_fn, train, val, cfg, desc)
     ckpt_path = Path(ckpt_path) if ckpt_path else None
     if ckpt_path and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, elapsed, history, window = state["step"], state["elapsed"], state["history"], state.get("window", {})
-        torch.set_rng_state(state["rng"])
-
-    def save():
-        if ckpt_path:
-            atomic_torch_save(ckpt_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                          "step": step, "elapsed": elapsed, "history": history, "window": window,
-                                          "rng": torch.get_rng_state(), "config": asdict(cfg)})
-
-    def append(where: str, values: dict):
-        h = history[where]
-        h["step"].append(step)
-        for k, v in values.items():
-            h.setdefault(k, []).append(v)
-
-    model.train()
-    bar = progress_bar(total, desc, progress, initial=step)
-    t0 = time.perf_counter()
-    try:
-        while step < total:
-            idx = batch_indices(n, bs, cfg.seed, step).to(train[0].device)
-            parts = loss_fn(model, *(t[idx] for t in train))
-            loss = parts["loss"]
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"{desc}: the loss became {loss.item()} at step {step + 1}; training stopped. "
-                    f"Try a lower learning rate than {cfg.lr}.")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            for k, v in parts.items():
-                window[k] = window.get(k, 0.0) + v.item()
-            if step % log_every == 0 or step == total:
-                count = (step - 1) % log_every + 1
-                append("train", {k: v / count for k, v in window.items()})
-                window = {}
-                if epoch_mode:
-                    history["train"].setdefault("epoch", []).append(step / per_epoch)
-                bar.set_postfix(loss=f"{history['train']['loss'][-1]:.4g}", refresh=False)
-            if val is not None and (step % eval_every == 0 or step == total):
-                append("val", evaluate(model, loss_fn, val))
-            bar.update(1)
-            if step % cfg.ckpt_every == 0 or step == total:
-                elapsed += time.perf_counter() - t0
-                t0 = time.perf_counter()
-                save()
-    except KeyboardInterrupt:
-        elapsed += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        save()
-        raise
-    finally:
-        bar.close()
-    elapsed += time.perf_counter() - t0
-    return {"history": history, "steps": total, "batch_size": bs, "wall_time_s": elapsed,
-            "images_per_s": total * bs / elapsed if elapsed > 0 else float("nan")}
+        run.resume(ckpt_path)
+    return run.loop(ckpt_path, progress)
 
 
 # ---------------------------------------------------------------------------------------------------
 # The model cache: a trained model is stored under runs/models/<name>-<hash of its config and data>/
 # ---------------------------------------------------------------------------------------------------
 
-MODEL_KINDS = {"lstm_ae": LSTMAutoencoder, "cnn_ae": CNNAutoencoder, "vae": VAE, "classifier": Classifier}
-
-
 def build_model(spec: dict) -> tuple[nn.Module, callable]:
-    """A model and its loss function from a spec such as {"kind": "vae", "encoder": "gru", "beta": 1.0}."""
+    """A model and its loss function from a spec such as {"kind": "vae", "encoder": "gru", "beta": 1.0}: the
+    kind names an entry of ``helpers.models.MODEL_KINDS``, the other keys are the class's arguments."""
     spec = dict(spec)
     kind = spec.pop("kind")
     if kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {kind!r}; expected one of {sorted(MODEL_KINDS)}")
-    beta = spec.pop("beta", 1.0)
-    model = MODEL_KINDS[kind](**spec)
-    if kind == "vae":
-        return model, lambda m, x, y: vae_loss(m, x, y, beta=beta)
-    if kind == "classifier":
-        return model, classifier_loss
-    return model, ae_loss
+    cls, loss_fn = MODEL_KINDS[kind]
+    return cls(**spec), loss_fn
 
 
 def config_key(spec: dict, cfg: TrainConfig, data: QuickDraw) -> str:
@@ -273,7 +353,8 @@ def train_or_load(name: str, spec: dict, cfg: TrainConfig, data: QuickDraw, devi
                   verbose: bool = True) -> tuple[nn.Module, dict]:
     """Train the model described by ``spec`` on the training split (held-out curve on the test split), or
     load it when this exact config was trained before. Returns the model (eval mode) and its record, with
-    ``record["trained_now"]`` telling which happened. Checkpoints load with ``weights_only=True``."""
+    ``record["trained_now"]`` telling which happened. Checkpoints load with ``weights_only=True``.
+    A process asking for a config that another one is training waits for it, then loads its model."""
     device = torch.device(device)
     runs_dir = Path(runs_dir or os.environ.get("QUICKDRAW_RUNS", DEFAULT_RUNS_DIR))
     key = config_key(spec, cfg, data)
@@ -282,14 +363,10 @@ def train_or_load(name: str, spec: dict, cfg: TrainConfig, data: QuickDraw, devi
     set_seed(cfg.seed)
     model, loss_fn = build_model(spec)
     model.to(device)
-    if final.exists():
-        state = torch.load(final, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        record = state["record"]
-        record["trained_now"] = False
-        if verbose:
-            print(f"{name}: loaded from {final} (trained {record['steps']} steps in {record['wall_time_s']:.0f} s)")
-    else:
+    waiting = f"{name}: waiting for another process training {folder} ..." if verbose else None
+    with locked(runs_dir / "locks" / folder.name, waiting):  # held while training: one process per config
+        if final.exists():
+            return _load_trained(model, final, device, name, verbose)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "config.json").write_text(json.dumps({"name": name, "model": spec, "train": asdict(cfg),
                                                          "data": data.provenance()}, indent=2))
@@ -301,12 +378,23 @@ def train_or_load(name: str, spec: dict, cfg: TrainConfig, data: QuickDraw, devi
         record.update(name=name, key=key, spec=spec, train_config=asdict(cfg), device=str(device))
         atomic_torch_save(final, {"model": model.state_dict(), "record": record})
         ckpt.unlink(missing_ok=True)
-        record["trained_now"] = True
-        if verbose:
-            print(f"{name}: trained {record['steps']} steps in {record['wall_time_s']:.0f} s "
-                  f"({record['images_per_s']:.0f} images/s); saved {final}")
-    model.eval()
-    return model, record
+    record["trained_now"] = True
+    if verbose:
+        print(f"{name}: trained {record['steps']} steps in {record['wall_time_s']:.0f} s "
+              f"({record['images_per_s']:.0f} images/s); saved {final}")
+    return model.eval(), record
+
+
+def _load_trained(model: nn.Module, final: Path, device: torch.device, name: str,
+                  verbose: bool) -> tuple[nn.Module, dict]:
+    """``model`` with the weights of ``final`` (a model.pt), in eval mode, and the record saved with them."""
+    state = torch.load(final, map_location=device, weights_only=True)
+    model.load_state_dict(state["model"])
+    record = state["record"]
+    record["trained_now"] = False
+    if verbose:
+        print(f"{name}: loaded from {final} (trained {record['steps']} steps in {record['wall_time_s']:.0f} s)")
+    return model.eval(), record
 
 
 def untrained_model(spec: dict, seed: int, device: str | torch.device = "cpu") -> nn.Module:

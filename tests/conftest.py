@@ -1,9 +1,14 @@
 import os
 from pathlib import Path
 
-import pytest
+# One thread per test process and for its children (kernels, make, training scripts): the suite runs in two
+# pytest-xdist workers, and two workers with a thread per core each would oversubscribe the cores many times
+# over. Set before torch is imported, which reads it once.
+os.environ["OMP_NUM_THREADS"] = "1"
 
-import helpers as H
+import pytest  # noqa: E402
+
+import helpers as H  # noqa: E402
 
 REAL_DATA_DIR = os.environ.get("QUICKDRAW_DIR")
 

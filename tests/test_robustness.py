@@ -151,142 +151,92 @@ def test_training_killed_with_sigkill_resumes_from_its_checkpoint_to_the_same_we
 
 
 # ---------------------------------------------------------------------------------------------------
-# 2. A broken data folder stops `make reproduce` with the loader's message, before any notebook runs
+# 2. `make reproduce` refuses a broken data folder and a bad parameter before any notebook runs, and
+#    writes nothing. (Every way a data folder can be broken is a unit test of the loader: test_data.py.)
 # ---------------------------------------------------------------------------------------------------
-
-def _save(folder, name, array, allow_pickle=False):
-    with open(folder / name, "wb") as f:
-        np.save(f, array, allow_pickle=allow_pickle)
-
-
-def _truncate(folder, name):
-    path = folder / name
-    data = path.read_bytes()
-    path.write_bytes(data[:len(data) // 2])
-
-
-BAD_DATA = {  # case: (how to break a copy of the synthetic folder, the file named, words of the message)
-    "missing file": (lambda d, x, y: (d / "test_labels.npy").unlink(), "test_labels.npy", "missing"),
-    "wrong shape": (lambda d, x, y: _save(d, "train_images.npy", np.zeros((len(x), 32, 32), np.uint8)),
-                    "train_images.npy", "expected (N, 28, 28)"),
-    "float images": (lambda d, x, y: _save(d, "train_images.npy", x.astype(np.float32) / 255),
-                     "train_images.npy", "dtype float32"),
-    "labels out of range": (lambda d, x, y: _save(d, "train_labels.npy", np.where(np.arange(len(y)) == 3, 7, y)),
-                            "train_labels.npy", "labels [7] out of range"),
-    "counts differ": (lambda d, x, y: _save(d, "train_labels.npy", y[:-1]), "train_images.npy",
-                      "expected equal counts"),
-    "truncated file": (lambda d, x, y: _truncate(d, "train_images.npy"), "train_images.npy", "truncated"),
-    "pickled object array": (lambda d, x, y: _save(d, "test_labels.npy", np.array([{"a": 1}, None], dtype=object),
-                                                   allow_pickle=True), "test_labels.npy", "pickled object array"),
-    "empty split": (lambda d, x, y: (_save(d, "test_images.npy", np.zeros((0, 28, 28), np.uint8)),
-                                     _save(d, "test_labels.npy", np.zeros(0, np.int64))),
-                    "test_images.npy", "split is empty"),
-}
-
 
 def tree_hashes(folders) -> dict:
     return {str(p): hashlib.sha256(p.read_bytes()).hexdigest()
             for folder in folders if folder.exists() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("case", sorted(BAD_DATA))
-def test_make_reproduce_refuses_a_broken_data_folder_before_running_any_notebook(case, tmp_path, synthetic_dir):
+def make_reproduce(tmp_path, data_dir, *args) -> str:
+    """`make reproduce ARGS` on ``data_dir``; asserts it failed before any notebook ran, changing nothing."""
     assert shutil.which("make"), "make is not installed"
-    broken = tmp_path / "broken"
-    shutil.copytree(synthetic_dir, broken)
-    x, y = np.load(synthetic_dir / "train_images.npy"), np.load(synthetic_dir / "train_labels.npy")
-    breaker, filename, words = BAD_DATA[case]
-    breaker(broken, x, y)
-    with pytest.raises(H.DataError):  # the folder really is broken for the loader itself
-        H.load_quickdraw(broken)
-
     before = tree_hashes(PROTECTED)
-    proc = subprocess.run(["make", "-C", str(ROOT), "reproduce", f"QUICKDRAW_DIR={broken}"], cwd=tmp_path,
+    proc = subprocess.run(["make", "-C", str(ROOT), "reproduce", f"QUICKDRAW_DIR={data_dir}", *args], cwd=tmp_path,
                           env=child_env(), capture_output=True, text=True, timeout=300)
     after = tree_hashes(PROTECTED)
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0, output[-3000:]
-    message = next((line for line in output.splitlines() if "DataError: " in line), None)
-    assert message, f"no DataError message in the output:\n{output[-3000:]}"
-    assert str(broken) in message and filename in message and words in message, message
-    assert "== 01_data" not in output and "helpers.runner" not in proc.stdout, output[-3000:]
+    assert "== 01_data" not in output, output[-3000:]
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     assert not changed, f"files changed during a refused run: {changed}"
+    return output
+
+
+def test_make_reproduce_refuses_a_broken_data_folder_naming_the_file(tmp_path, synthetic_dir):
+    broken = tmp_path / "broken"
+    shutil.copytree(synthetic_dir, broken)
+    y = np.load(broken / "train_labels.npy")
+    np.save(broken / "train_labels.npy", np.where(np.arange(len(y)) == 3, 7, y))
+    output = make_reproduce(tmp_path, broken)
+    message = next((line for line in output.splitlines() if "DataError: " in line), None)
+    assert message, f"no DataError message in the output:\n{output[-3000:]}"
+    assert str(broken / "train_labels.npy") in message and "labels [7] out of range" in message, message
+
+
+def test_make_reproduce_refuses_an_unknown_parameter(tmp_path, synthetic_dir):
+    output = make_reproduce(tmp_path, synthetic_dir, "PARAMS=-p stepz 5")
+    assert "error: unknown parameter(s) stepz: no notebook of 01_data.ipynb" in output, output[-3000:]
 
 
 # ---------------------------------------------------------------------------------------------------
 # 3. Bad parameters: unknown names, wrong types and out-of-range values are refused with a clear message
 # ---------------------------------------------------------------------------------------------------
 
-@pytest.fixture
-def tiny_run(tmp_path, synthetic_dir, monkeypatch):
-    """runner.reproduce on notebook 03, tiny budget, synthetic data, every output under tmp_path."""
-    monkeypatch.setenv("QUICKDRAW_DIR", str(synthetic_dir))
-    monkeypatch.delenv("QUICK", raising=False)
-
-    def run(extra, only=("03",)):
-        return runner.reproduce(only=list(only), tiny=True, extra=extra, fig_dir=tmp_path / "figures",
-                                results_path=tmp_path / "metrics.json", runs_dir=tmp_path / "runs",
-                                out_dir=tmp_path / "executed", log_output=False)
-    return run
-
-
-def run_cli(tmp_path, synthetic_dir, *args):
-    """`python -m helpers.runner ARGS`, with the repository root moved to tmp_path so that nothing (not even a
-    regression that lets the run start) can write to the real figures/ or results/."""
-    code = ("import sys; from pathlib import Path; from helpers import runner; "
-            "runner.ROOT = Path(sys.argv[1]); sys.exit(runner.main(sys.argv[2:]))")
-    return subprocess.run([sys.executable, "-c", code, str(tmp_path), *args], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300, env=child_env(QUICKDRAW_DIR=synthetic_dir))
-
-
-def test_a_parameter_no_notebook_declares_is_an_error(tiny_run, tmp_path):
-    with pytest.raises(ParameterError, match=r"unknown parameter\(s\) stepz"):
-        tiny_run({"stepz": 5})
-    assert not (tmp_path / "executed").exists() and not (tmp_path / "metrics.json").exists()
-
-
-def test_the_command_line_exits_1_on_an_unknown_parameter(tmp_path, synthetic_dir):
-    proc = run_cli(tmp_path, synthetic_dir, "--only", "03", "-p", "stepz", "5")
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "unknown parameter" in proc.stderr and "stepz" in proc.stderr
-    assert "== 03" not in proc.stdout and not (tmp_path / "figures").exists()
+NOTEBOOK_03 = runner.notebooks(["03"])[0]
 
 
 @pytest.mark.parametrize("name, value, expected", [
-    ("steps", "ten", "int"),
-    ("steps", True, "int"),  # bool is a subclass of int in Python; papermill would pass it on
-    ("batch_size", False, "int"),
-    ("steps", 2.5, "int"),
-    ("lr", "fast", "float"),
-    ("lr", True, "float"),
+    ("n_show", "ten", "int"),
+    ("n_show", True, "int"),  # bool is a subclass of int in Python; papermill would pass it on
+    ("seed", 2.5, "int"),
+    ("budget", 3, "str"),
     ("device", 0, "str"),
 ])
-def test_a_value_of_the_wrong_type_is_an_error_naming_it(name, value, expected, tiny_run, tmp_path):
+def test_a_value_of_the_wrong_type_is_an_error_naming_it(name, value, expected):
     with pytest.raises(ParameterError) as e:
-        tiny_run({name: value})
+        runner.check_parameters(NOTEBOOK_03, {name: value})
     assert f"{name}={value!r}" in str(e.value) and f"type {expected}" in str(e.value)
-    assert not (tmp_path / "executed").exists()
 
 
-@pytest.mark.parametrize("literal", ['"ten"', "True"])
-def test_the_command_line_refuses_a_wrong_type_for_an_int(literal, tmp_path, synthetic_dir):
-    proc = run_cli(tmp_path, synthetic_dir, "--only", "03", "-p", "steps", literal)
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "steps=" in proc.stderr and "should be of type int" in proc.stderr, proc.stderr
-    assert "== 03" not in proc.stdout
+def test_a_parameter_the_notebook_does_not_declare_is_an_error():
+    with pytest.raises(ParameterError, match=r"03_cnn_autoencoder.ipynb: unknown parameter\(s\) steps; it declares"):
+        runner.check_parameters(NOTEBOOK_03, {"steps": 5})
 
 
-@pytest.mark.parametrize("extra, message", [
-    ({"steps": -5}, "steps must be a positive integer, got -5"),
-    ({"batch_size": 0}, "batch_size must be a positive integer, got 0"),
-    ({"lr": -0.001}, "lr must be a positive number, got -0.001"),
-    ({"device": "gpu"}, "device must be 'auto', 'cpu', 'cuda' or 'mps', got 'gpu'"),
-], ids=["negative steps", "zero batch_size", "negative lr", "unknown device"])
-def test_an_out_of_range_value_fails_with_a_message_naming_it(extra, message, tiny_run, tmp_path):
+def test_the_budget_is_chosen_by_quick_not_by_a_parameter(tmp_path, synthetic_dir, monkeypatch):
+    monkeypatch.setenv("QUICKDRAW_DIR", str(synthetic_dir))
+    for value in ("huge", "tiny"):
+        with pytest.raises(ParameterError, match="budget"):
+            runner.reproduce(only=["03"], extra={"budget": value}, results_path=tmp_path / "m.json")
+    with pytest.raises(ParameterError, match="budget must be one of full, quick, tiny, got 'huge'"):
+        runner.reproduce(only=["03"], budget="huge", results_path=tmp_path / "m.json")
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_a_notebook_failing_on_a_bad_value_names_itself_the_cell_and_the_message(tmp_path, synthetic_dir,
+                                                                                 monkeypatch):
+    monkeypatch.setenv("QUICKDRAW_DIR", str(synthetic_dir))
     with pytest.raises(RuntimeError) as e:
-        tiny_run(extra)
-    assert "03_cnn_autoencoder.ipynb failed" in str(e.value) and message in str(e.value), str(e.value)
+        runner.reproduce(only=["03"], budget="tiny", extra={"device": "gpu"}, fig_dir=tmp_path / "figures",
+                         results_path=tmp_path / "metrics.json", runs_dir=tmp_path / "runs",
+                         out_dir=tmp_path / "executed", log_output=False)
+    message = str(e.value)
+    assert "03_cnn_autoencoder.ipynb failed in cell" in message, message
+    assert "device must be 'auto', 'cpu', 'cuda' or 'mps', got 'gpu'" in message, message
+    assert str(tmp_path / "executed" / "03_cnn_autoencoder.ipynb") in message
     assert not list((tmp_path / "runs").glob("models/*/model.pt")), "a model was trained with a bad value"
 
 
@@ -309,8 +259,8 @@ def test_reruns_with_the_same_seed_give_the_same_metrics_and_reuse_the_cache(tmp
     monkeypatch.setenv("QUICKDRAW_DIR", str(synthetic_dir))
     monkeypatch.delenv("QUICK", raising=False)
 
-    def run(results, runs, only=("01", "03")):
-        return runner.reproduce(only=list(only), tiny=True, extra={"seed": 0}, fig_dir=results / "figures",
+    def run(results, runs):
+        return runner.reproduce(only=["03"], budget="tiny", extra={"seed": 0}, fig_dir=results / "figures",
                                 results_path=results / "metrics.json", runs_dir=runs,
                                 out_dir=results / "executed", log_output=False)
 
@@ -318,12 +268,12 @@ def test_reruns_with_the_same_seed_give_the_same_metrics_and_reuse_the_cache(tmp
     run(first, first / "runs")
     run(second, second / "runs")
     m1, m2 = (json.loads((d / "metrics.json").read_text()) for d in (first, second))
-    assert {"data", "cnn_ae", "timings"} <= m1.keys()
+    assert {"cnn_ae", "timings"} <= m1.keys() and m1["timings"]["03_cnn_autoencoder"] > 0
     assert without_timings(m1) == without_timings(m2)
 
     (model_pt,) = (first / "runs" / "models").glob("cnn_ae-*/model.pt")
     stamp, content = model_pt.stat().st_mtime_ns, model_pt.read_bytes()
-    run(third, first / "runs", only=["03"])  # a fresh results folder, the first run's model cache
+    run(third, first / "runs")  # a fresh results folder, the first run's model cache
     assert model_pt.stat().st_mtime_ns == stamp and model_pt.read_bytes() == content
     assert not list((first / "runs" / "models").glob("*/checkpoint.pt"))
     assert len(list((first / "runs" / "models").iterdir())) == 1

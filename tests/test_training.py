@@ -1,5 +1,10 @@
 """Models' shapes and the training engine: loss falls, resume is exact, NaN guard, the model cache."""
 
+import random
+import signal
+import threading
+import time
+
 import pytest
 import torch
 
@@ -77,6 +82,114 @@ def test_interrupted_and_resumed_run_ends_with_same_weights(spec, tensors, tmp_p
     for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
     assert record["history"]["train"]["loss"] == pytest.approx(ref_record["history"]["train"]["loss"])
+
+
+# Ctrl-C: KeyboardInterrupt can land anywhere in a step, after the step has drawn its random numbers (the
+# classifier's shift and dropout, the VAE's noise). The checkpoint it leaves must be the end of the last
+# complete step, so that resuming from it gives the weights of an uninterrupted run, bit for bit.
+
+CTRL_C_SPECS = [{"kind": "classifier"}, {"kind": "vae", "encoder": "cnn"}]
+CTRL_C_CFG = H.TrainConfig(steps=10, batch_size=8, eval_every=2, ckpt_every=100)  # checkpoints: Ctrl-C, end
+
+
+@pytest.fixture
+def small_split():
+    x, y = H.make_synthetic_images(8, seed=1)  # 40 drawings: 32 to train on, 8 held out
+    x = H.to_tensor(x)
+    y = torch.from_numpy(y)
+    return (x[:32], y[:32]), (x[32:], y[32:])
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models train faster on one thread here (2 cores, shared with other tests)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _ctrl_c_run(spec, split, cfg=CTRL_C_CFG, ckpt=None, on_loss=None):
+    """Train ``spec`` from seed 0; ``on_loss(training, calls)`` runs after each call of the loss function
+    (which has drawn its random numbers by then)."""
+    H.set_seed(0)
+    model, loss_fn = H.build_model(spec)
+    calls = {True: 0, False: 0}  # loss calls while training, while evaluating
+
+    def loss_then_hook(m, *batch):
+        parts = loss_fn(m, *batch)
+        calls[m.training] += 1
+        if on_loss:
+            on_loss(m.training, calls[m.training])
+        return parts
+
+    record = H.fit(model, loss_then_hook, *split, cfg, ckpt_path=ckpt, progress=False)
+    return model, record
+
+
+def _assert_same_run(a, b):
+    (model_a, record_a), (model_b, record_b) = a, b
+    for (name, wa), wb in zip(model_a.state_dict().items(), model_b.state_dict().values()):
+        assert torch.equal(wa, wb), name
+    assert record_a["history"] == record_b["history"]
+
+
+def _raise_in(where: str, step: int):
+    """An ``on_loss`` hook that raises KeyboardInterrupt in training step ``step`` (1-based), or in the
+    evaluation after it, after the loss has been computed."""
+    def hook(training, calls):
+        if (where == "loss" and training) or (where == "evaluation" and not training):
+            if calls == (step if training else step // CTRL_C_CFG.eval_every):
+                raise KeyboardInterrupt
+    return hook
+
+
+@pytest.mark.parametrize("spec", CTRL_C_SPECS, ids=["classifier", "vae"])
+@pytest.mark.parametrize("where, step, saved_step", [("loss", 7, 6), ("evaluation", 6, 6), ("optimizer.step", 7, 7)])
+def test_ctrl_c_anywhere_in_a_step_then_resume_gives_the_uninterrupted_weights(spec, where, step, saved_step,
+                                                                               small_split, tmp_path, monkeypatch,
+                                                                               one_thread):
+    reference = _ctrl_c_run(spec, small_split)
+    ckpt = tmp_path / "ckpt.pt"
+    if where == "optimizer.step":  # a real SIGINT as Adam finishes updating the weights, before the step counts
+        adam_step, steps = torch.optim.Adam.step, [0]
+
+        def step_then_sigint(self, *args, **kwargs):
+            out = adam_step(self, *args, **kwargs)
+            steps[0] += 1
+            if steps[0] == step:
+                signal.raise_signal(signal.SIGINT)
+            return out
+        monkeypatch.setattr(torch.optim.Adam, "step", step_then_sigint)
+    with pytest.raises(KeyboardInterrupt):
+        _ctrl_c_run(spec, small_split, ckpt=ckpt, on_loss=None if where == "optimizer.step" else _raise_in(where, step))
+    monkeypatch.undo()
+    assert torch.load(ckpt, weights_only=True)["step"] == saved_step
+    _assert_same_run(reference, _ctrl_c_run(spec, small_split, ckpt=ckpt))
+
+
+@pytest.mark.parametrize("spec", CTRL_C_SPECS, ids=["classifier", "vae"])
+def test_sigint_at_a_random_moment_then_resume_gives_the_uninterrupted_weights(spec, small_split, tmp_path,
+                                                                               one_thread):
+    cfg = H.TrainConfig(steps=20, batch_size=8, eval_every=2, ckpt_every=3)
+    t0 = time.perf_counter()
+    reference = _ctrl_c_run(spec, small_split, cfg)
+    per_step = (time.perf_counter() - t0) / cfg.steps
+    delay = random.uniform(0, 3 * per_step)  # anywhere in steps 5-8: forward, backward, update, evaluation, save
+    timer = threading.Timer(delay, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT))
+
+    def start_timer(training, calls):
+        if training and calls == 5:
+            timer.start()
+    ckpt = tmp_path / "ckpt.pt"
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _ctrl_c_run(spec, small_split, cfg, ckpt=ckpt, on_loss=start_timer)
+    finally:
+        timer.cancel()
+        timer.join()
+    assert 4 <= torch.load(ckpt, weights_only=True)["step"] < cfg.steps, f"SIGINT after {delay:.3f} s"
+    _assert_same_run(reference, _ctrl_c_run(spec, small_split, cfg, ckpt=ckpt))
 
 
 def test_nan_guard_stops_with_step_in_message(tensors):

@@ -10,11 +10,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+
+__all__ = [
+    "atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_save_npy",
+    "atomic_torch_save", "atomic_savefig", "locked",
+]
 
 
 @contextlib.contextmanager
@@ -65,3 +71,49 @@ def atomic_savefig(fig, path: str | os.PathLike, dpi: int = 150) -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
     return path
+
+
+@contextlib.contextmanager
+def locked(path: str | os.PathLike, waiting: str | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` for the block: other processes (or threads) asking for the same
+    path wait until it is released, which also happens when its holder dies. The lock is the file
+    ``<path>.lock``, created beside ``path`` and left there (deleting it would let two processes lock two
+    different files). ``waiting`` is printed when someone else holds the lock. fcntl.flock where there is
+    fcntl (Linux, macOS), the filelock package elsewhere (Windows). Advisory: it keeps out only code that
+    takes it too.
+    """
+    lock = Path(f"{path}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield from _locked_with_filelock(lock, waiting)
+        return
+    with open(lock, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting:
+                print(waiting, file=sys.stderr, flush=True)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _locked_with_filelock(lock: Path, waiting: str | None) -> Iterator[None]:
+    """``locked`` where there is no fcntl (Windows): the same, with the filelock package."""
+    from filelock import FileLock, Timeout
+
+    file_lock = FileLock(lock)
+    try:
+        file_lock.acquire(timeout=0)
+    except Timeout:
+        if waiting:
+            print(waiting, file=sys.stderr, flush=True)
+        file_lock.acquire()
+    try:
+        yield
+    finally:
+        file_lock.release()
