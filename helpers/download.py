@@ -200,51 +200,70 @@ def download_quickdraw(out_dir: str | os.PathLike, n_train_per_class: int = 4000
     ``timeout`` (seconds) bounds each connection and read. An existing valid ``out_dir`` is returned as is.
     Raises ValueError (bad arguments or URL), DownloadError (network, server, file format).
     """
+    urls = _class_urls(n_train_per_class, n_test_per_class, classes, base_url)
+    out_dir = Path(out_dir).expanduser().resolve()
+    if _is_complete_folder(out_dir):
+        return out_dir
+    work = out_dir.with_name(out_dir.name + ".partial")
+    work.mkdir(parents=True, exist_ok=True)
+    n_rows = n_train_per_class + n_test_per_class
+    rng = np.random.default_rng(seed)
+    splits: dict[str, tuple[list, list]] = {"train": ([], []), "test": ([], [])}
+    with tqdm(total=len(classes) * n_rows * ROW_BYTES, unit="B", unit_scale=True, unit_divisor=1024,
+              desc="QuickDraw", disable=not progress) as bar:
+        for label, (name, url) in enumerate(zip(classes, urls, strict=True)):
+            bar.set_postfix_str(name)
+            rows = _class_rows(url, name, n_rows, work, bar, timeout).reshape(n_rows, 28, 28)
+            perm = rng.permutation(n_rows)
+            for split, idx in (("train", perm[:n_train_per_class]), ("test", perm[n_train_per_class:])):
+                splits[split][0].append(rows[idx])
+                splits[split][1].append(np.full(len(idx), label, dtype=np.int64))
+    _write_course_folder(out_dir, splits, rng)
+    shutil.rmtree(work, ignore_errors=True)
+    return out_dir
+
+
+def _class_urls(n_train_per_class: int, n_test_per_class: int, classes: tuple[str, ...], base_url: str) -> list:
+    """The checked URL of each class's file; ValueError on bad arguments."""
     if n_train_per_class < 1 or n_test_per_class < 1:
         raise ValueError("n_train_per_class and n_test_per_class must be >= 1 (an empty split is invalid)")
     if not 1 <= len(classes) <= len(CLASS_NAMES) or len(set(classes)) != len(classes) or not all(
             re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9 _-]*", c) for c in classes):  # names become file names
         raise ValueError(f"classes {classes!r}: expected 1 to {len(CLASS_NAMES)} distinct plain names")
     base = check_url(base_url.rstrip("/") + "/")
-    urls = [check_url(base + quote(name) + ".npy") for name in classes]
-    out_dir = Path(out_dir).expanduser().resolve()
-    if out_dir.exists() and not (out_dir.is_dir() and not any(out_dir.iterdir())):
-        try:
-            load_quickdraw(out_dir, with_md5=False)
-            return out_dir
-        except DataError as e:  # never delete what the user put there
-            raise DownloadError(f"{out_dir} exists but is not a complete course-format folder ({e}). "
-                                "Move it away or choose another output folder.") from None
-    work = out_dir.with_name(out_dir.name + ".partial")
-    tmp = out_dir.with_name(f"{out_dir.name}.tmp-{os.getpid()}")
-    work.mkdir(parents=True, exist_ok=True)
-    n_rows = n_train_per_class + n_test_per_class
-    rng = np.random.default_rng(seed)
-    splits: dict[str, tuple[list, list]] = {"train": ([], []), "test": ([], [])}
+    return [check_url(base + quote(name) + ".npy") for name in classes]
+
+
+def _is_complete_folder(out_dir: Path) -> bool:
+    """True for a valid course-format folder, False for a missing or empty one; DownloadError otherwise
+    (never delete what the user put there)."""
+    if not out_dir.exists() or (out_dir.is_dir() and not any(out_dir.iterdir())):
+        return False
     try:
-        with tqdm(total=len(classes) * n_rows * ROW_BYTES, unit="B", unit_scale=True, unit_divisor=1024,
-                  desc="QuickDraw", disable=not progress) as bar:
-            for label, (name, url) in enumerate(zip(classes, urls, strict=True)):
-                bar.set_postfix_str(name)
-                rows = _class_rows(url, name, n_rows, work, bar, timeout).reshape(n_rows, 28, 28)
-                perm = rng.permutation(n_rows)
-                for split, idx in (("train", perm[:n_train_per_class]), ("test", perm[n_train_per_class:])):
-                    splits[split][0].append(rows[idx])
-                    splits[split][1].append(np.full(len(idx), label, dtype=np.int64))
-        shutil.rmtree(tmp, ignore_errors=True)  # left by a killed run that had our pid
-        tmp.mkdir()
+        load_quickdraw(out_dir, with_md5=False)
+        return True
+    except DataError as e:
+        raise DownloadError(f"{out_dir} exists but is not a complete course-format folder ({e}). "
+                            "Move it away or choose another output folder.") from None
+
+
+def _write_course_folder(out_dir: Path, splits: dict, rng: np.random.Generator) -> None:
+    """Shuffle each split, write the four files to a temporary folder, check it like every notebook will,
+    then rename it to ``out_dir``."""
+    tmp = out_dir.with_name(f"{out_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)  # left by a killed run that had our pid
+    tmp.mkdir()
+    try:
         for split, (xs, ys) in splits.items():
             order = rng.permutation(sum(len(y) for y in ys))
             atomic_save_npy(tmp / f"{split}_images.npy", np.concatenate(xs)[order])
             atomic_save_npy(tmp / f"{split}_labels.npy", np.concatenate(ys)[order])
-        load_quickdraw(tmp, with_md5=False)  # the same checks every notebook will run
+        load_quickdraw(tmp, with_md5=False)
         if out_dir.is_dir():
-            out_dir.rmdir()  # empty (checked above); rename cannot replace a folder on every OS
+            out_dir.rmdir()  # empty (checked before); rename cannot replace a folder on every OS
         os.replace(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    shutil.rmtree(work, ignore_errors=True)
-    return out_dir
 
 
 def main(argv: list[str] | None = None) -> int:
