@@ -23,10 +23,15 @@ DATA_DIR := $(or $(QUICKDRAW_DIR),data/quickdraw_subset_np)
 setup: $(STAMP)
 
 # Reinstalled only when requirements.txt or pyproject.toml change: a second call starts at once.
+# Then JupyterLab's settings for this environment (`make lab`): no "notified about official Jupyter news?"
+# prompt and no update check, both of which would ask the internet. A user's own settings still override them.
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -e .
+	mkdir -p $(VENV)/share/jupyter/lab/settings
+	echo '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}' \
+		> $(VENV)/share/jupyter/lab/settings/overrides.json
 	touch $(STAMP)
 
 # The data folder: kept as is when it loads; else built from Google's QuickDraw files (needs a network).
@@ -56,8 +61,11 @@ BENCH_ARGS ?=
 bench: $(STAMP)
 	$(PY) bench/bench_autoencoders.py $(BENCH_ARGS)
 
+# Jupyter refuses to run as root unless told to: containers and the course machines run as root. The kernels
+# talk to the server over Unix sockets (IPC), as papermill's do (helpers/runner.py).
+LAB_ARGS ?=
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) --KernelManager.transport=ipc $(LAB_ARGS) notebooks/
 
 clean:
 	rm -rf runs/notebooks runs/notebooks-quick runs/quick

@@ -4,16 +4,18 @@ Notebooks and tests do ``import helpers as H`` (or ``from helpers import ...``).
 names of the submodules (each module's ``__all__``) and nothing else: no ``H.np``, no ``H.torch``.
 """
 
-from . import data, download, evaluation, experiments, files, models, plotting, report, training
+from . import data, download, evaluation, experiments, explore, files, models, plotting, report, samplers, training
 from .data import *  # noqa: F403
 from .download import *  # noqa: F403
 from .evaluation import *  # noqa: F403
 from .experiments import *  # noqa: F403
+from .explore import *  # noqa: F403
 from .files import *  # noqa: F403
 from .models import *  # noqa: F403
 from .plotting import *  # noqa: F403
 from .report import *  # noqa: F403
+from .samplers import *  # noqa: F403
 from .training import *  # noqa: F403
 
-__all__ = [name for module in (data, download, evaluation, experiments, files, models, plotting, report, training)
-           for name in module.__all__]
+__all__ = [name for module in (data, download, evaluation, experiments, explore, files, models, plotting, report,
+                                samplers, training) for name in module.__all__]

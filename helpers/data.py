@@ -12,6 +12,7 @@ Classes: 0 rabbit, 1 yoga, 2 hand, 3 snowman, 4 motorbike.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from .files import atomic_save_npy, atomic_write_text
 __all__ = [
     "CLASS_NAMES", "FILES", "DEFAULT_DATA_DIR", "SYNTHETIC_MARKER", "DataError", "QuickDraw", "resolve_data_dir",
     "md5sum", "load_quickdraw", "to_tensor", "make_synthetic_images", "write_synthetic_quickdraw",
-    "pick_per_class", "pick_pair", "random_subset", "ink_fraction",
+    "pick_per_class", "pick_pair", "random_subset", "ink_fraction", "VALIDATION", "split_validation",
 ]
 
 CLASS_NAMES = ("rabbit", "yoga", "hand", "snowman", "motorbike")
@@ -55,6 +56,7 @@ class QuickDraw:
     class_names: tuple[str, ...] = CLASS_NAMES
     synthetic: bool = False
     md5: dict[str, str] = field(default_factory=dict)
+    subset: str = ""  # "" for the folder's whole training split; else which part of it x_train holds
 
     def provenance(self) -> dict:
         """What was loaded, from where: for results/metrics.json and the report."""
@@ -68,6 +70,28 @@ class QuickDraw:
             "test_per_class": np.bincount(self.y_test, minlength=len(self.class_names)).tolist(),
             "md5": dict(self.md5),
         }
+
+
+VALIDATION = {"fraction": 0.1, "seed": 0}  # the fixed validation part of the training split
+
+
+def split_validation(data: QuickDraw, fraction: float = VALIDATION["fraction"], seed: int = VALIDATION["seed"]):
+    """Carve a stratified validation part (``fraction`` of each class, seeded) out of the training split.
+
+    Returns ``(fit, x_val, y_val)``: ``fit`` is ``data`` with x_train/y_train cut down to the rest (its
+    ``subset`` says so, which keeps models trained on it apart in the cache), and the validation drawings
+    (N, 28, 28) uint8 with their labels. Every choice between models or settings is made on this part; the
+    test split only reports. The same data, fraction and seed always give the same split."""
+    from sklearn.model_selection import train_test_split
+
+    if data.subset:
+        raise ValueError(f"split_validation needs the whole training split, got a subset: {data.subset}")
+    fit_idx, val_idx = train_test_split(np.arange(len(data.y_train)), test_size=fraction, stratify=data.y_train,
+                                        random_state=seed)
+    fit_idx, val_idx = np.sort(fit_idx), np.sort(val_idx)
+    fit = dataclasses.replace(data, x_train=data.x_train[fit_idx], y_train=data.y_train[fit_idx],
+                              subset=f"training split without the validation part ({fraction:g}, seed {seed})")
+    return fit, data.x_train[val_idx], data.y_train[val_idx]
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:

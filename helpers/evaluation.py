@@ -23,7 +23,7 @@ from scipy.special import rel_entr
 from torch import nn
 from torch.nn import functional as F
 
-from .models import kl_to_standard_normal, n_params
+from .models import n_params
 
 __all__ = [
     "reconstruct", "reconstruction_mse", "mean_image_mse", "encode_all", "vae_elbo", "iwae_bound",
@@ -210,7 +210,7 @@ def vae_elbo(model: nn.Module, X: torch.Tensor, y=None, batch_size: int = 500, s
                 eps = torch.randn((len(X), mu.shape[1]), generator=g)
             z = mu + eps[sl].to(device) * torch.exp(0.5 * logvar)
             rec_sum -= float(_bernoulli_log_lik(model.decode_logits(z, yb), x).double().sum())
-            kl_sum = kl_sum + kl_to_standard_normal(mu, logvar).double().sum(0).cpu()  # (D,)
+            kl_sum = kl_sum + model.kl(mu, logvar, yb).double().sum(0).cpu()  # (D,)
             mus.append(mu.float().cpu())
     n = len(X)
     kl_per_dim = (kl_sum / n).tolist()
@@ -249,7 +249,8 @@ def iwae_bound(model: nn.Module, X: torch.Tensor, y=None, k: int = 100, batch_si
                 y_rep = None if yb is None else yb.repeat(kc)  # z.reshape below is sample-major
                 logits = model.decode_logits(z.reshape(kc * B, D), y_rep).reshape(kc, B, 1, 28, 28)
                 log_px = _bernoulli_log_lik(logits, x)  # (kc, B)
-                log_pz = _log_normal(z, torch.zeros_like(z), torch.zeros_like(z))
+                y_rep_z = None if yb is None else y_rep.reshape(kc, B)
+                log_pz = _log_normal(z, model.prior_mean(z, y_rep_z), torch.zeros_like(z))
                 log_qz = _log_normal(z, mu, logvar)
                 log_w.append((log_px + log_pz - log_qz).double())
             bound = torch.logsumexp(torch.cat(log_w), dim=0) - math.log(k)  # (B,) lower bound of log p(x)

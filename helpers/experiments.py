@@ -7,14 +7,17 @@ exactly the models notebooks 02-04 trained). A new model is its class in models.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
+from .data import split_validation
 from .training import TrainConfig, train_or_load
 
-__all__ = ["BUDGETS", "Experiment", "EXPERIMENTS", "runs_of", "conditional", "train_experiment"]
+__all__ = ["BUDGETS", "Experiment", "EXPERIMENTS", "runs_of", "conditional", "on_whole_training_split",
+           "train_experiment"]
 
 BUDGETS = ("full", "quick", "tiny")  # the report's budget, a demo in minutes (QUICK=1), the tests' seconds
-FAMILIES = ("autoencoder", "vae", "classifier")
+FAMILIES = ("autoencoder", "vae", "classifier", "conditional")
 
 
 @dataclass(frozen=True)
@@ -22,7 +25,10 @@ class Experiment:
     """One run of the report.
 
     ``family`` decides where it appears: "autoencoder" (the autoencoder table, notebook 05's latent spaces),
-    "vae" (notebook 04's VAEs and notebook 05) or "classifier" (the evaluation classifier of notebook 04).
+    "vae" (notebook 04's VAEs and notebook 05), "classifier" (the evaluation classifier of notebook 04) or
+    "conditional" (notebook 06's candidate conditional VAEs, chosen between on the validation split).
+    ``train_on`` is "train" (the whole training split) or "fit" (the training split without its validation
+    part, ``helpers.split_validation``), for the models that choices are made between.
     ``spec`` is the model: ``{"kind": <a key of helpers.models.MODEL_KINDS>, **arguments of its class}``.
     ``full`` holds the report's TrainConfig fields (``steps`` or ``epochs``, ``batch_size``, ``lr``);
     ``quick`` and ``tiny`` the fields that change for ``QUICK=1`` and for the notebook tests."""
@@ -34,10 +40,13 @@ class Experiment:
     full: dict
     quick: dict = field(default_factory=dict)
     tiny: dict = field(default_factory=dict)
+    train_on: str = "train"
 
     def __post_init__(self):
         if self.family not in FAMILIES:
             raise ValueError(f"{self.name}: family must be one of {FAMILIES}, got {self.family!r}")
+        if self.train_on not in ("train", "fit"):
+            raise ValueError(f"{self.name}: train_on must be 'train' or 'fit', got {self.train_on!r}")
 
     def config(self, budget: str = "full", seed: int = 0) -> TrainConfig:
         """The TrainConfig of this run at ``budget`` ("full", "quick" or "tiny")."""
@@ -73,6 +82,16 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                {"epochs": 50, "batch_size": 128, "lr": 1e-3}, **_VAE_BUDGET),
     Experiment("classifier", "evaluation classifier", "classifier", {"kind": "classifier"},
                {"epochs": 15, "batch_size": 128, "lr": 1e-3}, quick={"epochs": 2}, tiny={"epochs": 1}),
+    # Conditional VAEs that notebook 06 chooses between on the validation split: the course recipe (class
+    # into encoder and decoder, prior N(0, I)) and two with a class prior N(m_c, I), same budget and size.
+    Experiment("cvae_cnn_fit", "course recipe", "conditional", _vae_spec("cnn", 5),
+               {"epochs": 50, "batch_size": 128, "lr": 1e-3}, **_VAE_BUDGET, train_on="fit"),
+    Experiment("cpvae_dec_fit", "class prior, class into the decoder", "conditional",
+               {**_vae_spec("cnn", 5), "class_input": "decoder", "class_prior": True},
+               {"epochs": 50, "batch_size": 128, "lr": 1e-3}, **_VAE_BUDGET, train_on="fit"),
+    Experiment("cpvae_fit", "class prior only", "conditional",
+               {**_vae_spec("cnn", 5), "class_input": "none", "class_prior": True},
+               {"epochs": 50, "batch_size": 128, "lr": 1e-3}, **_VAE_BUDGET, train_on="fit"),
 ]}
 
 
@@ -93,12 +112,20 @@ def conditional(vae: Experiment, n_classes: int = 5) -> Experiment:
                       vae.quick, vae.tiny)
 
 
+def on_whole_training_split(run: Experiment) -> Experiment:
+    """The same run trained on the whole training split: the final model once validation has chosen it."""
+    return dataclasses.replace(run, name=run.name.removesuffix("_fit"), train_on="train")
+
+
 def train_experiment(run: Experiment | str, data, budget: str = "full", seed: int = 0, **kwargs):
     """``train_or_load`` of a registered run (or its name) at ``budget``: (model in eval mode, record).
+    ``data`` is the loaded folder; a run with ``train_on="fit"`` trains without the validation part.
     ``kwargs`` go to ``train_or_load`` (device, runs_dir, progress, verbose)."""
     if isinstance(run, str):
         if run not in EXPERIMENTS:
             raise ValueError(f"no run named {run!r} in helpers.experiments.EXPERIMENTS; "
                              f"registered: {', '.join(EXPERIMENTS)}")
         run = EXPERIMENTS[run]
+    if run.train_on == "fit":
+        data = split_validation(data)[0]
     return train_or_load(run.name, run.spec, run.config(budget, seed), data, **kwargs)

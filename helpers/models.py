@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 __all__ = [
     "LSTMAutoencoder", "CNNAutoencoder", "ae_loss", "GRUEncoder", "CNNEncoder", "CNNDecoder", "VAE",
-    "kl_to_standard_normal", "vae_loss", "Classifier", "classifier_loss", "MODEL_KINDS", "n_params",
+    "kl_to_standard_normal", "kl_to_normal", "vae_loss", "Classifier", "classifier_loss", "MODEL_KINDS", "n_params",
 ]
 
 # ---------------------------------------------------------------------------------------------------
@@ -150,18 +150,31 @@ class CNNDecoder(nn.Module):
 
 class VAE(nn.Module):
     """Variational autoencoder (Kingma & Welling, 2014) with a GRU or CNN encoder and the CNN decoder.
-    ``n_classes`` > 0 makes it a conditional VAE (Sohn et al., 2015): encoder q(z|x,c) and decoder
-    p(x|z,c) both see the one-hot class c; the prior stays N(0, I)."""
 
-    def __init__(self, encoder: str = "cnn", latent_dim: int = 32, n_classes: int = 0, beta: float = 1.0):
+    ``n_classes`` > 0 makes it class-conditional. ``class_input`` says which parts see the one-hot class c:
+    "both" (Sohn et al., 2015: encoder q(z|x,c) and decoder p(x|z,c); the course recipe), "decoder" or
+    "none". ``class_prior=True`` replaces the prior N(0, I) by p(z|c) = N(m_c, I) with a learned mean m_c per
+    class, so each class gets a region of the latent space; sampling a class then means sampling its region.
+    """
+
+    def __init__(self, encoder: str = "cnn", latent_dim: int = 32, n_classes: int = 0, beta: float = 1.0,
+                 class_input: str = "both", class_prior: bool = False):
         super().__init__()
         if encoder not in ("gru", "cnn"):
             raise ValueError(f"encoder must be 'gru' or 'cnn', got {encoder!r}")
+        if class_input not in ("both", "decoder", "none"):
+            raise ValueError(f"class_input must be 'both', 'decoder' or 'none', got {class_input!r}")
+        if class_prior and not n_classes:
+            raise ValueError("class_prior=True needs n_classes > 0")
         self.latent_dim, self.n_classes = latent_dim, n_classes
         self.beta = float(beta)  # KL weight of vae_loss; 1 gives the ELBO
-        self.encoder = (GRUEncoder(latent_dim, n_classes=n_classes) if encoder == "gru"
-                        else CNNEncoder(latent_dim, n_classes=n_classes))
-        self.decoder = CNNDecoder(latent_dim, n_classes=n_classes)
+        k_enc = n_classes if class_input == "both" else 0
+        k_dec = n_classes if class_input in ("both", "decoder") else 0
+        self.encoder = (GRUEncoder(latent_dim, n_classes=k_enc) if encoder == "gru"
+                        else CNNEncoder(latent_dim, n_classes=k_enc))
+        self.decoder = CNNDecoder(latent_dim, n_classes=k_dec)
+        # N(0, 1) initial means lie about sqrt(2 D) = 8 apart for D = 32: separate regions from the start.
+        self.prior_means = nn.Parameter(torch.randn(n_classes, latent_dim)) if class_prior else None
 
     def one_hot(self, y: torch.Tensor | None) -> torch.Tensor | None:
         if not self.n_classes:
@@ -171,17 +184,31 @@ class VAE(nn.Module):
         return F.one_hot(y, self.n_classes).float()
 
     def encode(self, x, y=None) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.encoder(x, self.one_hot(y))  # (B, D) mean, (B, D) log-variance
+        c = self.one_hot(y) if self.encoder.n_classes else None
+        return self.encoder(x, c)  # (B, D) mean, (B, D) log-variance
 
     @staticmethod
     def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
 
     def decode_logits(self, z, y=None) -> torch.Tensor:
-        return self.decoder(z, self.one_hot(y))  # (B, 1, 28, 28)
+        c = self.one_hot(y) if self.decoder.n_classes else None
+        return self.decoder(z, c)  # (B, 1, 28, 28)
 
     def decode(self, z, y=None) -> torch.Tensor:
         return torch.sigmoid(self.decode_logits(z, y))
+
+    def prior_mean(self, z: torch.Tensor, y=None) -> torch.Tensor:
+        """The mean of p(z|y) for each row of z (..., D): zeros, or the learned class means m_y."""
+        if self.prior_means is None:
+            return torch.zeros_like(z)
+        if y is None:
+            raise ValueError("a VAE with a class prior needs the class labels y")
+        return self.prior_means[y].expand_as(z)
+
+    def kl(self, mu: torch.Tensor, logvar: torch.Tensor, y=None) -> torch.Tensor:
+        """KL(q(z|x) || p(z|y)) per latent dimension, (B, D), in nats."""
+        return kl_to_normal(mu, logvar, self.prior_mean(mu, y))
 
     def forward(self, x, y=None):
         mu, logvar = self.encode(x, y)
@@ -193,7 +220,8 @@ class VAE(nn.Module):
         """n drawings from the prior, as pixel probabilities (n, 1, 28, 28); y (n,) classes if conditional."""
         device = next(self.parameters()).device
         z = torch.randn(n, self.latent_dim, generator=generator, device="cpu").to(device)
-        return self.decode(z, None if y is None else y.to(device))
+        y = None if y is None else y.to(device)
+        return self.decode(z + self.prior_mean(z, y), y)
 
 
 def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -202,15 +230,21 @@ def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tenso
     return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp())
 
 
+def kl_to_normal(mu: torch.Tensor, logvar: torch.Tensor, prior_mu: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag exp(logvar)) || N(prior_mu, I)) per latent dimension, (B, D), in nats: the closed form
+    above with mu - prior_mu in place of mu (a unit-variance prior is a shifted standard normal)."""
+    return kl_to_standard_normal(mu - prior_mu, logvar)
+
+
 def vae_loss(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, beta: float | None = None):
     """Negative ELBO in nats per image: Bernoulli reconstruction (binary cross-entropy summed over the 784
-    pixels) + beta * KL to N(0, I) summed over latent dimensions, both averaged over the images. ``beta``
+    pixels) + beta * KL to the prior summed over latent dimensions, both averaged over the images. ``beta``
     defaults to the model's own (``VAE.beta``).
     Kingma & Welling (2014), "Auto-Encoding Variational Bayes", eq. 10 with the KL of Appendix B."""
     beta = getattr(model, "beta", 1.0) if beta is None else beta
     logits, mu, logvar = model(x, y)
     rec = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1).mean()
-    kl = kl_to_standard_normal(mu, logvar).sum(1).mean()
+    kl = model.kl(mu, logvar, y).sum(1).mean()
     return {"loss": rec + beta * kl, "rec": rec, "kl": kl}
 
 

@@ -18,8 +18,9 @@ from .files import atomic_savefig
 
 __all__ = [
     "savefig", "grid_image", "class_counts", "examples_per_class", "mean_drawings", "ink_histograms",
-    "loss_curves", "vae_loss_parts", "compare_curves", "reconstruction_grid", "sample_grids", "conditional_grid",
-    "interpolation_rows", "nearest_neighbour_pairs", "confusion_matrix_plot", "tsne_panels",
+    "loss_curves", "vae_loss_parts", "compare_curves", "reconstruction_grid", "sample_grids", "relabel_grids",
+    "confusion_matrices", "conditional_grid", "interpolation_rows", "nearest_neighbour_pairs",
+    "confusion_matrix_plot", "tsne_panels",
 ]
 
 CMAP = "gray_r"
@@ -184,13 +185,19 @@ def reconstruction_grid(rows: dict[str, torch.Tensor], labels, class_names=CLASS
     return fig
 
 
-def sample_grids(samples: dict[str, torch.Tensor], nrow: int = 8):
-    """Side-by-side grids of prior samples, one panel per model."""
-    fig, axes = plt.subplots(1, len(samples), figsize=(5.2 * len(samples), 5.6), squeeze=False)
+def sample_grids(samples: dict[str, torch.Tensor], nrow: int = 8, title: str = "Samples from the prior z ~ N(0, I)",
+                 row_labels=None):
+    """Side-by-side grids of samples, one panel per model or sampler. ``row_labels``: a label per grid row,
+    for the first panel (a list) or for the panels it names (a dict {panel name: labels})."""
+    rows = max((len(s) + nrow - 1) // nrow for s in samples.values())
+    fig, axes = plt.subplots(1, len(samples), figsize=(0.65 * nrow * len(samples) + 1, 0.65 * rows + 0.9),
+                             squeeze=False)
+    if row_labels is not None and not isinstance(row_labels, dict):
+        row_labels = {next(iter(samples)): row_labels}
     for ax, (name, s) in zip(axes[0], samples.items()):
-        _show_grid(ax, s, nrow)
-        ax.set_title(name)
-    fig.suptitle("Samples from the prior z ~ N(0, I)")
+        _show_grid(ax, s, nrow, row_labels=(row_labels or {}).get(name))
+        ax.set_title(name, fontsize=10)
+    fig.suptitle(title)
     fig.tight_layout()
     return fig
 
@@ -200,6 +207,22 @@ def conditional_grid(samples, n_per_class: int, class_names=CLASS_NAMES, title: 
     fig, ax = plt.subplots(figsize=(n_per_class * 0.75 + 1.2, len(class_names) * 0.8 + 0.6))
     _show_grid(ax, samples, n_per_class, row_labels=list(class_names))
     ax.set_title(title)
+    return fig
+
+
+def relabel_grids(rows: dict[str, torch.Tensor], labels, class_names=CLASS_NAMES, title: str = ""):
+    """Per model, one row per drawing: the drawing, then the drawing decoded as each class in turn.
+    ``rows[model]``: (len(labels) * (1 + C), 1, 28, 28), row by row."""
+    n_cols = 1 + len(class_names)
+    fig, axes = plt.subplots(1, len(rows), figsize=(0.75 * n_cols * len(rows) + 1.5, 0.8 * len(labels) + 1.2),
+                             squeeze=False)
+    for i, (ax, (name, images)) in enumerate(zip(axes[0], rows.items())):
+        _show_grid(ax, images, n_cols, row_labels=[class_names[int(c)] for c in labels] if i == 0 else None,
+                   col_labels=["drawing", *[f"as {c}" for c in class_names]])
+        ax.tick_params(axis="x", labelrotation=60)
+        ax.set_xlabel(name)
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0, 1, 0.96))  # room for the title above the rotated column labels
     return fig
 
 
@@ -233,6 +256,23 @@ def confusion_matrix_plot(cm, class_names=CLASS_NAMES, title: str = "", xlabel: 
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
+    return fig
+
+
+def confusion_matrices(cms: dict, class_names=CLASS_NAMES, title: str = ""):
+    """Confusion matrices side by side (rows: requested class, columns: predicted), one per model."""
+    import seaborn as sns
+
+    fig, axes = plt.subplots(1, len(cms), figsize=(4.8 * len(cms), 4.6), squeeze=False)
+    for i, (ax, (name, cm)) in enumerate(zip(axes[0], cms.items())):
+        sns.heatmap(np.asarray(cm), annot=True, fmt="d", cmap="Blues", xticklabels=class_names,
+                    yticklabels=class_names if i == 0 else False, ax=ax, cbar=False)
+        ax.tick_params(axis="y", labelrotation=0)
+        ax.set_xlabel("predicted")
+        ax.set_title(name, fontsize=10)
+    axes[0][0].set_ylabel("requested class")
+    fig.suptitle(title)
+    fig.tight_layout()
     return fig
 
 

@@ -64,7 +64,7 @@ def merge_metrics(path: str | os.PathLike, section: str, values: dict, update: b
 # ---------------------------------------------------------------------------------------------------
 
 TABLE_RE = re.compile(r"(<!-- table:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
-VALUE_RE = re.compile(r"(<!-- value:(?P<key>[\w.\- ]+?)(?::(?P<fmt>[^ ]*?))? -->)(?P<body>.*?)(<!-- /value -->)", re.S)
+VALUE_RE = re.compile(r"(<!-- value:(?P<key>[^:<>\n]+?)(?::(?P<fmt>[^ ]*?))? -->)(?P<body>.*?)(<!-- /value -->)", re.S)
 
 
 def lookup(metrics: dict, dotted: str):
@@ -160,9 +160,66 @@ def table_timings(m: dict) -> str:
     return md_table(["notebook", "wall time"], rows)
 
 
+def _pct(x) -> str:
+    return "–" if x is None else f"{x:.1%}"
+
+
+def table_beyond_samples(m: dict) -> str:
+    b = m["beyond"]
+    order = ("prior", "mixture", "class mixture", "reconstructions")  # within a model, in this order
+
+    def key(row: str):
+        model, sampler = row.rsplit(" · ", 1)
+        return model.startswith("conditional"), model, order.index(sampler)
+
+    def model_label(row: str) -> str:  # "conditional, chosen" -> "conditional, <the chosen design's label>"
+        model = row.rsplit(" · ", 1)[0]
+        if model.startswith("conditional, "):
+            return "conditional, " + b["conditional"][model.removeprefix("conditional, ")]["label"]
+        return model
+
+    rows = [[f"{model_label(row)} · {x['sampler']}", f"{x['fid']:.1f}", f"{x['inception_score']:.2f}",
+             _pct(x.get("class_accuracy")), x["n"]] for row, x in sorted(b["samples"].items(), key=lambda r: key(r[0]))]
+    return md_table(["model · sampler", "FID vs test", "Inception-style score", "requested class", "N"], rows)
+
+
+def table_beyond_mixtures(m: dict) -> str:
+    rows = []
+    for label, x in m["beyond"]["unconditional"].items():
+        k, kc = x["mixture_components"], x["class_mixture_components"]
+        rows.append([label, f"{x['val_neg_elbo']:.1f}", k, f"{x['val_loglik'][str(k)]:.1f}", kc,
+                     f"{x['val_loglik_per_class'][str(kc)]:.1f}"])
+    return md_table(["VAE", "validation -ELBO", "mixture: components", "validation log-lik (nats/code)",
+                     "class mixture: components per class", "validation log-lik (nats/code)"], rows)
+
+
+def table_beyond_candidates(m: dict) -> str:
+    b = m["beyond"]
+    rows = [[("**" + x["label"] + "** (chosen)") if name == b["chosen"] else x["label"], f"{x['val_neg_elbo']:.1f}",
+             _pct(x["val_adherence"]), _pct(x["class_accuracy"])] for name, x in b["candidates"].items()]
+    return md_table(["design (trained without the validation part)", "validation -ELBO", "label adherence",
+                     "prior samples of the requested class"], rows)
+
+
+def table_beyond_conditional(m: dict) -> str:
+    b = m["beyond"]
+    rows = []
+    for key, x in b["conditional"].items():
+        prior = b["samples"][f"conditional, {key} · prior"]
+        mixture = b["samples"][f"conditional, {key} · class mixture"]
+        rows.append([x["label"], f"{x['neg_elbo']:.1f}", f"{x['iwae']:.1f}", _pct(x["adherence"]),
+                     _pct(prior["class_accuracy"]), f"{prior['fid']:.1f}", _pct(mixture["class_accuracy"]),
+                     f"{mixture['fid']:.1f}"])
+    return md_table(["conditional VAE (whole training split)", "test -ELBO", "IWAE", "label adherence",
+                     "prior: requested class", "prior: FID", "class mixture: requested class", "class mixture: FID"],
+                    rows)
+
+
 TABLES = {"data": table_data, "md5": table_md5, "autoencoders": table_autoencoders,
           "vae-bounds": table_vae_bounds, "vae-samples": table_vae_samples, "conditional": table_conditional,
-          "latent": table_latent, "timings": table_timings}
+          "latent": table_latent, "timings": table_timings, "beyond-samples": table_beyond_samples,
+          "beyond-mixtures": table_beyond_mixtures, "beyond-candidates": table_beyond_candidates,
+          "beyond-conditional": table_beyond_conditional}
 
 
 def render_report(template: str, metrics: dict) -> str:

@@ -13,6 +13,7 @@ import ast
 import os
 import sys
 import time
+import uuid
 from pathlib import Path
 
 from .data import DataError, load_quickdraw, resolve_data_dir
@@ -67,6 +68,34 @@ def check_parameters(path: Path, params: dict) -> None:
             raise ParameterError(f"{path.name}: parameter {name}={value!r} should be of type {expected}")
 
 
+def _kernel_manager_class():
+    """The kernel manager of papermill's kernels: nbclient's default (AsyncKernelManager) with IPC transport
+    on POSIX. The kernels are local and short-lived: Unix sockets in Jupyter's runtime folder (mode 0700),
+    which only this user can open, rather than TCP ports on localhost that any local user can reach,
+    unencrypted (what ipykernel rightly warns about: "Kernel is running over TCP without encryption")."""
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.paths import jupyter_runtime_dir
+    from jupyter_core.utils import ensure_dir_exists
+    from traitlets import default
+
+    if os.name != "posix":  # zmq's ipc:// transport needs Unix sockets
+        return AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _default_transport(self):
+            return "ipc"
+
+        # A name of its own for every kernel: the sockets are named after the connection file
+        # (kernel-<id>-ipc-1 ... -5); without one, every kernel would bind "kernel-ipc-N" in its working folder.
+        @default("connection_file")
+        def _default_connection_file(self):
+            ensure_dir_exists(jupyter_runtime_dir(), 0o700)
+            return os.path.join(jupyter_runtime_dir(), f"kernel-{uuid.uuid4()}.json")
+
+    return IPCKernelManager
+
+
 def run_notebook(path: Path, params: dict, out_dir: Path, log_output: bool = True) -> float:
     """Execute one notebook with papermill (cwd = notebooks/); return its wall time in seconds."""
     import papermill
@@ -78,7 +107,8 @@ def run_notebook(path: Path, params: dict, out_dir: Path, log_output: bool = Tru
     t0 = time.perf_counter()
     try:
         papermill.execute_notebook(str(path), str(out), parameters=params, cwd=str(path.parent),
-                                   kernel_name="python3", log_output=log_output, progress_bar=False)
+                                   kernel_name="python3", log_output=log_output, progress_bar=False,
+                                   kernel_manager_class=_kernel_manager_class())
     except PapermillExecutionError as e:
         raise RuntimeError(f"{path.name} failed in cell {e.cell_index} (execution count {e.exec_count}): "
                            f"{e.ename}: {e.evalue}\n  executed copy with the traceback: {out}") from None

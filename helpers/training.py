@@ -344,7 +344,8 @@ def config_key(spec: dict, cfg: TrainConfig, data: QuickDraw) -> str:
     """A short hash of everything that determines the trained weights."""
     cfg_d = asdict(cfg)
     cfg_d.pop("ckpt_every")  # checkpoint frequency does not change the weights
-    blob = json.dumps({"model": spec, "train": cfg_d, "data": data.md5 or str(data.data_dir)}, sort_keys=True)
+    data_id = {"data": data.md5 or str(data.data_dir), **({"subset": data.subset} if data.subset else {})}
+    blob = json.dumps({"model": spec, "train": cfg_d, **data_id}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 

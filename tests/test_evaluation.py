@@ -56,7 +56,7 @@ def test_vae_loss_matches_hand_computed_value():
     mu = torch.tensor([[0.5, -1.0], [0.0, 2.0]])
     logvar = torch.tensor([[0.0, math.log(0.5)], [math.log(2.0), -1.0]])
 
-    class Fixed(nn.Module):  # stands in for a VAE: forward returns fixed (logits, mu, logvar)
+    class Fixed(VAE):  # a VAE (its prior N(0, I)) whose forward returns fixed (logits, mu, logvar)
         def forward(self, x, y=None):
             return logits, mu, logvar
 

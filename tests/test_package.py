@@ -35,7 +35,8 @@ def test_no_module_shadows_the_standard_library():
 
 
 def test_the_registry_names_each_run_once_with_a_known_model_kind():
-    assert list(H.EXPERIMENTS) == ["lstm_ae", "cnn_ae", "vae_gru", "vae_cnn", "classifier"]
+    assert list(H.EXPERIMENTS) == ["lstm_ae", "cnn_ae", "vae_gru", "vae_cnn", "classifier", "cvae_cnn_fit",
+                                   "cpvae_dec_fit", "cpvae_fit"]
     for run in H.EXPERIMENTS.values():
         assert run.spec["kind"] in H.MODEL_KINDS
         for budget in H.BUDGETS:
@@ -43,3 +44,8 @@ def test_the_registry_names_each_run_once_with_a_known_model_kind():
             assert cfg.seed == 3 and (cfg.steps or cfg.epochs)
     assert [r.label for r in H.runs_of("autoencoder")] == ["LSTM AE", "CNN AE"]
     assert H.conditional(H.EXPERIMENTS["vae_cnn"]).spec["n_classes"] == 5
+    # The course recipe's candidate, trained on the whole training split, is notebook 04's conditional VAE.
+    final = H.on_whole_training_split(H.EXPERIMENTS["cvae_cnn_fit"])
+    course = H.conditional(H.EXPERIMENTS["vae_cnn"])
+    assert (final.name, final.spec, final.config()) == (course.name, course.spec, course.config())
+    assert final.train_on == "train" and H.EXPERIMENTS["cvae_cnn_fit"].train_on == "fit"

@@ -240,6 +240,34 @@ def test_a_notebook_failing_on_a_bad_value_names_itself_the_cell_and_the_message
     assert not list((tmp_path / "runs").glob("models/*/model.pt")), "a model was trained with a bad value"
 
 
+TCP_WARNING = "Kernel is running over TCP without encryption"
+
+
+def test_the_runners_kernels_talk_over_ipc_so_ipykernel_has_no_unencrypted_tcp_to_warn_about(tmp_path, synthetic_dir,
+                                                                                             monkeypatch, capfd):
+    import nbformat
+    import papermill
+
+    # The control: a kernel papermill starts its default way (TCP on localhost) warns where capfd sees it.
+    plain = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")])
+    plain.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(plain, tmp_path / "plain.ipynb")
+    papermill.execute_notebook(str(tmp_path / "plain.ipynb"), str(tmp_path / "plain-run.ipynb"), kernel_name="python3",
+                               progress_bar=False)
+    out, err = capfd.readouterr()
+    assert TCP_WARNING in out + err, "no warning from a TCP kernel: the check below would prove nothing"
+
+    # The runner's kernels (a run that stops at notebook 03's first cell is enough: the warning comes at start).
+    monkeypatch.setenv("QUICKDRAW_DIR", str(synthetic_dir))
+    with pytest.raises(RuntimeError, match="device must be"):
+        runner.reproduce(only=["03"], budget="tiny", extra={"device": "gpu"}, fig_dir=tmp_path / "figures",
+                         results_path=tmp_path / "metrics.json", runs_dir=tmp_path / "runs",
+                         out_dir=tmp_path / "executed", log_output=True)
+    out, err = capfd.readouterr()
+    assert "== 03_cnn_autoencoder.ipynb (tiny budget) ==" in out, out[-2000:]
+    assert TCP_WARNING not in out + err, err[-2000:]
+
+
 # ---------------------------------------------------------------------------------------------------
 # 4. Reruns: the same seed gives the same numbers; a rerun in the same runs dir loads the cached model
 # ---------------------------------------------------------------------------------------------------

@@ -1,0 +1,214 @@
+"""Samplers of latent codes for any VAE, and what their decoded samples are worth.
+
+A VAE is trained so that its codes should look like the prior, but they never quite do: parts of N(0, I)
+that no training drawing maps to decode into blurry non-drawings. Ex-post density estimation (Ghosh et
+al., 2020, "From Variational to Deterministic Autoencoders", sec. 4) fits a density to the posterior means
+of the training drawings after training and samples from it instead. Three samplers:
+
+- ``PriorSampler``: the model's own prior, N(0, I) (or N(m_c, I) for a VAE with a class prior).
+- ``MixtureSampler``: a Gaussian mixture fitted to the training codes (sklearn ``GaussianMixture``, full
+  covariances); ``choose_components`` picks the number of components by the validation codes' likelihood.
+- ``ClassMixtureSampler``: one such mixture per class, which makes any VAE, conditional or not, draw a
+  requested class.
+
+Every sampler draws from its own seeded generator: the same seed gives the same codes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from .evaluation import _evaluating, _is_conditional, classifier_outputs, generative_metrics, reconstruct
+
+__all__ = ["PriorSampler", "MixtureSampler", "ClassMixtureSampler", "fit_mixture", "choose_components", "class_rows",
+           "decode_samples", "sampler_metrics", "reconstruction_metrics", "label_adherence", "relabel", "relabel_rows"]
+
+
+def fit_mixture(codes: np.ndarray, n_components: int, seed: int = 0):
+    """A Gaussian mixture with full covariances fitted to ``codes`` (N, D) by EM (sklearn)."""
+    from sklearn.mixture import GaussianMixture
+
+    codes = np.asarray(codes, dtype=np.float64)
+    if codes.ndim != 2 or len(codes) < n_components:
+        raise ValueError(f"need codes (N, D) with N >= n_components={n_components}, got shape {codes.shape}")
+    return GaussianMixture(n_components, covariance_type="full", reg_covar=1e-4, random_state=seed).fit(codes)
+
+
+def choose_components(train_codes: np.ndarray, val_codes: np.ndarray, candidates=(1, 2, 5, 10, 20), seed: int = 0,
+                      train_labels=None, val_labels=None) -> tuple[int, dict]:
+    """The number of components whose mixture, fitted to ``train_codes``, gives the validation codes the
+    highest mean log-likelihood (nats per code); returns it and the log-likelihood of every candidate.
+    With labels, one mixture per class (``ClassMixtureSampler``), each validation code scored under its own
+    class's mixture. Candidates with more components than codes (of a class) are skipped."""
+    def score(k: int) -> float:
+        if train_labels is None:
+            return float(fit_mixture(train_codes, k, seed).score(val_codes))
+        total = sum(float(fit_mixture(train_codes[train_labels == c], k, seed)
+                          .score_samples(val_codes[val_labels == c]).sum()) for c in np.unique(train_labels))
+        return total / len(val_codes)
+
+    smallest = len(train_codes) if train_labels is None else int(np.unique(train_labels, return_counts=True)[1].min())
+    scores = {k: score(k) for k in candidates if k <= smallest}
+    if not scores:
+        raise ValueError(f"every candidate of {tuple(candidates)} has more components than the {smallest} codes "
+                         f"{'of the smallest class' if train_labels is not None else ''}")
+    return max(scores, key=scores.get), scores
+
+
+def class_rows(n_per_class: int, n_classes: int = 5) -> torch.Tensor:
+    """Requested classes class by class, (n_classes * n_per_class,): one row per class in a grid."""
+    return torch.arange(n_classes).repeat_interleave(n_per_class)
+
+
+def _draw_from(gmm, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n draws (n, D) from a fitted GaussianMixture, in random component order."""
+    comps = rng.choice(len(gmm.weights_), size=n, p=gmm.weights_ / gmm.weights_.sum())
+    eps = rng.standard_normal((n, gmm.means_.shape[1]))
+    chol = np.linalg.cholesky(gmm.covariances_)  # (K, D, D)
+    return gmm.means_[comps] + np.einsum("nij,nj->ni", chol[comps], eps)
+
+
+class PriorSampler:
+    """z from the model's prior: N(0, I), or N(m_c, I) for the requested classes of a class-prior VAE."""
+
+    takes_classes = False
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.name = self.label = "prior"
+
+    def sample(self, n: int, classes: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
+        z = torch.randn(n, self.model.latent_dim, generator=torch.Generator().manual_seed(seed))
+        if getattr(self.model, "prior_means", None) is not None:
+            if classes is None or len(classes) != n:
+                raise ValueError("a VAE with a class prior samples the prior of a class: give the class of each "
+                                 "of the n codes")
+            z = z + self.model.prior_means.detach().cpu()[torch.as_tensor(classes)]
+        return z
+
+
+class MixtureSampler:
+    """z from a Gaussian mixture fitted to training codes (N, D)."""
+
+    takes_classes = False
+
+    def __init__(self, codes: np.ndarray, n_components: int, seed: int = 0):
+        self.gmm = fit_mixture(codes, n_components, seed)
+        self.name, self.label = "mixture", f"mixture ({n_components} components)"
+
+    def sample(self, n: int, classes: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
+        return torch.from_numpy(_draw_from(self.gmm, n, np.random.default_rng(seed))).float()
+
+
+class ClassMixtureSampler:
+    """z of a requested class from a Gaussian mixture fitted to that class's training codes."""
+
+    takes_classes = True
+
+    def __init__(self, codes: np.ndarray, labels: np.ndarray, n_components: int, seed: int = 0,
+                 n_classes: int = 5):
+        labels = np.asarray(labels)
+        self.gmms = [fit_mixture(codes[labels == c], n_components, seed) for c in range(n_classes)]
+        self.n_classes = n_classes
+        self.name, self.label = "class mixture", f"class mixture ({n_components} per class)"
+
+    def sample(self, n: int, classes: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
+        if classes is None or len(classes) != n:
+            raise ValueError("ClassMixtureSampler.sample needs the requested class of each of the n codes")
+        rng, classes = np.random.default_rng(seed), np.asarray(classes)
+        z = np.zeros((n, self.gmms[0].means_.shape[1]))
+        for c in np.unique(classes):  # in class order: reordering the requested classes changes no class's codes
+            z[classes == c] = _draw_from(self.gmms[c], int((classes == c).sum()), rng)
+        return torch.from_numpy(z).float()
+
+
+def decode_samples(model: nn.Module, sampler, n: int, seed: int = 0, classes: torch.Tensor | None = None,
+                   batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``n`` drawings (n, 1, 28, 28) in [0, 1] on the CPU, decoded from the sampler's codes, and the
+    requested classes (n,) or None. When the model or the sampler takes a class and ``classes`` is None,
+    the classes are balanced: 0, 1, ..., C-1, 0, 1, ..."""
+    takes_classes = _is_conditional(model) or sampler.takes_classes
+    if takes_classes and classes is None:
+        classes = torch.arange(n) % (model.n_classes if _is_conditional(model) else sampler.n_classes)
+    z = sampler.sample(n, classes, seed)
+    device = next(model.parameters()).device
+    out = []
+    with _evaluating(model):
+        for start in range(0, n, batch_size):
+            zb = z[start:start + batch_size].to(device)
+            yb = None if classes is None or not _is_conditional(model) else classes[start:start + batch_size].to(device)
+            out.append(model.decode(zb, yb).cpu())
+    return torch.cat(out), classes if takes_classes else None
+
+
+def _class_scores(probs: np.ndarray, requested: torch.Tensor, n_classes: int) -> dict:
+    """Accuracy, per-class accuracy and confusion (rows requested, columns predicted) of classified drawings."""
+    confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(confusion, (np.asarray(requested), probs.argmax(1)), 1)
+    per_class = np.diag(confusion) / np.maximum(confusion.sum(1), 1)
+    return {"class_accuracy": float(np.trace(confusion) / confusion.sum()), "per_class": per_class.tolist(),
+            "confusion": confusion.tolist()}
+
+
+def sampler_metrics(clf: nn.Module, model: nn.Module, sampler, n: int, ref_features: np.ndarray,
+                    seed: int = 0) -> dict:
+    """FID against the reference features and Inception-style score of ``n`` decoded samples; with requested
+    classes also the classifier's accuracy on them and the confusion matrix. ``sampler`` names the sampler."""
+    samples, classes = decode_samples(model, sampler, n, seed)
+    out = {"sampler": sampler.label, **generative_metrics(clf, samples, None, ref_features)}
+    if classes is not None:
+        probs = classifier_outputs(clf, samples)[1]
+        out.update(_class_scores(probs, classes, probs.shape[1]))
+    return out
+
+
+def reconstruction_metrics(clf: nn.Module, model: nn.Module, X: torch.Tensor, y: torch.Tensor,
+                           ref_features: np.ndarray) -> dict:
+    """What any sampler of this decoder could reach at best: FID, Inception-style score and class accuracy
+    of the decoded posterior means of real drawings X (labels y; given to a conditional model)."""
+    recon = reconstruct(model, X, y=y if _is_conditional(model) else None)
+    out = {"sampler": "test reconstructions (bound)", **generative_metrics(clf, recon, None, ref_features)}
+    probs = classifier_outputs(clf, recon)[1]
+    out.update(_class_scores(probs, torch.as_tensor(np.asarray(y.cpu())), probs.shape[1]))
+    return out
+
+
+def relabel(model: nn.Module, X: torch.Tensor, y: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+    """Decode each drawing of X (encoded with its own class y) as the class ``new``: its posterior mean,
+    moved by the difference of the prior means (zero for a N(0, I) prior), decoded with the new class."""
+    device = next(model.parameters()).device
+    X, y, new = X.to(device), y.to(device), new.to(device)
+    with _evaluating(model):
+        mu, _ = model.encode(X, y)
+        z = mu - model.prior_mean(mu, y) + model.prior_mean(mu, new)
+        return model.decode(z, new).cpu()
+
+
+def relabel_rows(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """For each drawing, a row: the drawing, then ``relabel`` as each class in turn; (k * (1 + C), 1, 28, 28)."""
+    C, k = model.n_classes, len(X)
+    as_each = relabel(model, X.repeat_interleave(C, 0), y.repeat_interleave(C), torch.arange(C).repeat(k))
+    return torch.cat([X.cpu()[:, None], as_each.reshape(k, C, 1, 28, 28)], dim=1).reshape(-1, 1, 28, 28)
+
+
+def label_adherence(clf: nn.Module, model: nn.Module, X: torch.Tensor, y, batch_size: int = 500) -> dict:
+    """How often a conditional VAE follows a changed label: every drawing of X is decoded (``relabel``) as
+    each class other than its own, and the classifier judges the result. Returns ``adherence`` (the
+    fraction classified as the new class; 1 for a model that draws what its label says, near chance for
+    one that ignores it), ``kept_original`` (the fraction still classified as the drawing's own class) and
+    ``n`` (relabelled drawings)."""
+    if not _is_conditional(model):
+        raise ValueError("label_adherence needs a conditional VAE (n_classes > 0)")
+    y = torch.as_tensor(np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)).long()
+    n_classes, hits, kept, total = model.n_classes, 0, 0, 0
+    for shift in range(1, n_classes):
+        new = (y + shift) % n_classes  # every other class exactly once per drawing
+        for start in range(0, len(X), batch_size):
+            sl = slice(start, start + batch_size)
+            pred = classifier_outputs(clf, relabel(model, X[sl], y[sl], new[sl]))[1].argmax(1)
+            hits += int((pred == new[sl].numpy()).sum())
+            kept += int((pred == y[sl].numpy()).sum())
+            total += len(pred)
+    return {"adherence": hits / total, "kept_original": kept / total, "n": total}
