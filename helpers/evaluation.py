@@ -26,10 +26,10 @@ from torch.nn import functional as F
 from .models import n_params
 
 __all__ = [
-    "reconstruct", "reconstruction_mse", "mean_image_mse", "encode_all", "vae_elbo", "iwae_bound",
-    "active_units", "classifier_outputs", "frechet_distance", "inception_score", "generative_metrics",
-    "conditional_accuracy", "knn_accuracy", "silhouette", "tsne_embed", "nearest_training", "interpolate",
-    "prior_samples", "conditional_samples", "vae_bounds", "memorisation", "autoencoder_metrics", "run_summary",
+    "reconstruct", "reconstruction_mse", "mean_image_mse", "encode_all", "vae_elbo", "iwae_bound", "active_units",
+    "classifier_outputs", "frechet_distance", "inception_score", "generative_metrics", "conditional_accuracy",
+    "knn_accuracy", "silhouette", "tsne_embed", "nearest_training", "interpolate", "prior_samples", "class_rows",
+    "conditional_samples", "class_scores", "vae_bounds", "memorisation", "autoencoder_metrics", "run_summary",
 ]
 
 # At most this many drawings go through the decoder at once in iwae_bound (k samples x images).
@@ -329,10 +329,21 @@ def inception_score(probs: np.ndarray) -> float:
     return float(np.exp(kl.mean()))
 
 
+def class_scores(probs: np.ndarray, requested, n_classes: int) -> dict:
+    """Accuracy, per-class accuracy and confusion matrix (rows requested class, columns predicted, counts) of
+    drawings with class probabilities ``probs`` (N, C) that were meant to show the classes ``requested`` (N,)."""
+    confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(confusion, (np.asarray(requested), probs.argmax(1)), 1)
+    per_class = np.diag(confusion) / np.maximum(confusion.sum(1), 1)
+    return {"class_accuracy": float(np.trace(confusion) / confusion.sum()), "per_class": per_class.tolist(),
+            "confusion": confusion.tolist()}
+
+
 def generative_metrics(clf: nn.Module, samples: torch.Tensor, X_ref: torch.Tensor | None,
-                       ref_features: np.ndarray | None = None) -> dict:
+                       ref_features: np.ndarray | None = None, requested=None) -> dict:
     """FID between generated drawings and reference drawings in the classifier's feature space, the
-    Inception score of the generated drawings, and the histogram of their predicted classes.
+    Inception score of the generated drawings, and the histogram of their predicted classes; with the
+    ``requested`` class of each drawing (N,), also ``class_scores``.
 
     ``samples``, ``X_ref``: (N, 1, 28, 28) in [0, 1]. Pass ``ref_features`` (from
     ``classifier_outputs(clf, X_ref)[0]``) to reuse the reference features; X_ref may then be None.
@@ -343,9 +354,12 @@ def generative_metrics(clf: nn.Module, samples: torch.Tensor, X_ref: torch.Tenso
             raise ValueError("generative_metrics: give X_ref or ref_features")
         ref_features = classifier_outputs(clf, X_ref)[0]
     predicted = probs.argmax(1)
-    return {"fid": frechet_distance(feats, ref_features), "inception_score": inception_score(probs),
-            "n": int(len(feats)), "n_ref": int(len(ref_features)), "feature_dim": int(feats.shape[1]),
-            "class_histogram": np.bincount(predicted, minlength=probs.shape[1]).tolist()}
+    out = {"fid": frechet_distance(feats, ref_features), "inception_score": inception_score(probs),
+           "n": int(len(feats)), "n_ref": int(len(ref_features)), "feature_dim": int(feats.shape[1]),
+           "class_histogram": np.bincount(predicted, minlength=probs.shape[1]).tolist()}
+    if requested is not None:
+        out.update(class_scores(probs, requested, probs.shape[1]))
+    return out
 
 
 def conditional_accuracy(clf: nn.Module, model: nn.Module, n_per_class: int = 200, n_classes: int = 5,
@@ -363,12 +377,9 @@ def conditional_accuracy(clf: nn.Module, model: nn.Module, n_per_class: int = 20
     if n_per_class < 1:
         raise ValueError(f"n_per_class must be positive, got {n_per_class}")
     samples, requested = conditional_samples(model, n_per_class, seed)
-    probs = classifier_outputs(clf, samples)[1]
-    confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(confusion, (requested.numpy(), probs.argmax(1)), 1)
-    per_class = np.diag(confusion) / n_per_class
-    return {"accuracy": float(np.trace(confusion) / confusion.sum()), "per_class": per_class.tolist(),
-            "confusion": confusion.tolist(), "n_per_class": int(n_per_class)}
+    scores = class_scores(classifier_outputs(clf, samples)[1], requested, n_classes)
+    return {"accuracy": scores["class_accuracy"], "per_class": scores["per_class"], "confusion": scores["confusion"],
+            "n_per_class": int(n_per_class)}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -386,6 +397,11 @@ def prior_samples(model: nn.Module, n: int, seed: int = 0) -> torch.Tensor:
         return model.sample(n, y, generator=torch.Generator().manual_seed(seed)).cpu()
 
 
+def class_rows(n_per_class: int, n_classes: int = 5) -> torch.Tensor:
+    """Requested classes class by class, (n_classes * n_per_class,): one row per class in a grid."""
+    return torch.arange(n_classes).repeat_interleave(n_per_class)
+
+
 def conditional_samples(model: nn.Module, n_per_class: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """``n_per_class`` prior samples of each class of a conditional VAE, class by class (one row per class
     in a grid): drawings (C * n_per_class, 1, 28, 28) on the CPU and the requested classes (C * n_per_class,).
@@ -393,7 +409,7 @@ def conditional_samples(model: nn.Module, n_per_class: int, seed: int = 0) -> tu
     if not _is_conditional(model):
         raise ValueError(f"conditional_samples needs a conditional VAE, got {type(model).__name__} "
                          f"with n_classes={getattr(model, 'n_classes', None)}")
-    requested = torch.arange(model.n_classes).repeat_interleave(n_per_class)  # (C * n_per_class,)
+    requested = class_rows(n_per_class, model.n_classes)
     g = torch.Generator().manual_seed(seed)
     with _evaluating(model):
         samples = torch.cat([model.sample(len(requested[sl]), requested[sl], generator=g).cpu()

@@ -22,7 +22,7 @@ from torch import nn
 
 from .evaluation import _evaluating, _is_conditional, classifier_outputs, generative_metrics, reconstruct
 
-__all__ = ["PriorSampler", "MixtureSampler", "ClassMixtureSampler", "fit_mixture", "choose_components", "class_rows",
+__all__ = ["PriorSampler", "MixtureSampler", "ClassMixtureSampler", "fit_mixture", "choose_components",
            "decode_samples", "sampler_metrics", "reconstruction_metrics", "label_adherence", "relabel", "relabel_rows"]
 
 
@@ -55,11 +55,6 @@ def choose_components(train_codes: np.ndarray, val_codes: np.ndarray, candidates
         raise ValueError(f"every candidate of {tuple(candidates)} has more components than the {smallest} codes "
                          f"{'of the smallest class' if train_labels is not None else ''}")
     return max(scores, key=scores.get), scores
-
-
-def class_rows(n_per_class: int, n_classes: int = 5) -> torch.Tensor:
-    """Requested classes class by class, (n_classes * n_per_class,): one row per class in a grid."""
-    return torch.arange(n_classes).repeat_interleave(n_per_class)
 
 
 def _draw_from(gmm, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -143,25 +138,12 @@ def decode_samples(model: nn.Module, sampler, n: int, seed: int = 0, classes: to
     return torch.cat(out), classes if takes_classes else None
 
 
-def _class_scores(probs: np.ndarray, requested: torch.Tensor, n_classes: int) -> dict:
-    """Accuracy, per-class accuracy and confusion (rows requested, columns predicted) of classified drawings."""
-    confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(confusion, (np.asarray(requested), probs.argmax(1)), 1)
-    per_class = np.diag(confusion) / np.maximum(confusion.sum(1), 1)
-    return {"class_accuracy": float(np.trace(confusion) / confusion.sum()), "per_class": per_class.tolist(),
-            "confusion": confusion.tolist()}
-
-
 def sampler_metrics(clf: nn.Module, model: nn.Module, sampler, n: int, ref_features: np.ndarray,
                     seed: int = 0) -> dict:
     """FID against the reference features and Inception-style score of ``n`` decoded samples; with requested
     classes also the classifier's accuracy on them and the confusion matrix. ``sampler`` names the sampler."""
     samples, classes = decode_samples(model, sampler, n, seed)
-    out = {"sampler": sampler.label, **generative_metrics(clf, samples, None, ref_features)}
-    if classes is not None:
-        probs = classifier_outputs(clf, samples)[1]
-        out.update(_class_scores(probs, classes, probs.shape[1]))
-    return out
+    return {"sampler": sampler.label, **generative_metrics(clf, samples, None, ref_features, requested=classes)}
 
 
 def reconstruction_metrics(clf: nn.Module, model: nn.Module, X: torch.Tensor, y: torch.Tensor,
@@ -169,10 +151,8 @@ def reconstruction_metrics(clf: nn.Module, model: nn.Module, X: torch.Tensor, y:
     """What any sampler of this decoder could reach at best: FID, Inception-style score and class accuracy
     of the decoded posterior means of real drawings X (labels y; given to a conditional model)."""
     recon = reconstruct(model, X, y=y if _is_conditional(model) else None)
-    out = {"sampler": "test reconstructions (bound)", **generative_metrics(clf, recon, None, ref_features)}
-    probs = classifier_outputs(clf, recon)[1]
-    out.update(_class_scores(probs, torch.as_tensor(np.asarray(y.cpu())), probs.shape[1]))
-    return out
+    return {"sampler": "test reconstructions (bound)",
+            **generative_metrics(clf, recon, None, ref_features, requested=np.asarray(y.cpu()))}
 
 
 def relabel(model: nn.Module, X: torch.Tensor, y: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
