@@ -18,7 +18,7 @@ METRICS := results/metrics.json
 endif
 DATA_DIR := $(or $(QUICKDRAW_DIR),data/quickdraw_subset_np)
 
-.PHONY: setup data reproduce report test bench lab clean
+.PHONY: setup data reproduce report seeds precision-check test bench rehearse lab clean
 
 setup: $(STAMP)
 
@@ -43,6 +43,22 @@ reproduce: data
 	$(PY) -m helpers.runner $(RUN_FLAGS) $(if $(PARAMS),$(PARAMS))
 	$(MAKE) --no-print-directory report
 
+# The seed spread of the headline numbers: notebooks 02-06 rerun with seeds 1 .. SEEDS-1 (seed 0 is
+# `make reproduce`'s run), models from the cache, into runs/seeds/; the summary goes into the results file's
+# seeds section and the report. LSTM_SEEDS (default SEEDS) caps the seeds of the LSTM autoencoder.
+SEEDS ?= 3
+LSTM_SEEDS ?= $(SEEDS)
+seeds: data
+	$(PY) -m helpers.seeds --seeds $(SEEDS) --lstm-seeds $(LSTM_SEEDS) $(RUN_FLAGS)
+	$(MAKE) --no-print-directory report
+
+# What bf16 costs in quality: notebooks 02-04 rerun with -p precision bf16 (into runs/precision/), their headline
+# numbers beside the fp32 run's in the results file's precision section and the report.
+PRECISION ?= bf16
+precision-check: data
+	$(PY) -m helpers.seeds --precision $(PRECISION) $(RUN_FLAGS)
+	$(MAKE) --no-print-directory report
+
 report: $(STAMP)
 	$(PY) -W ignore::RuntimeWarning -m helpers.report --metrics $(METRICS) --template report.md --out $(REPORT_OUT)
 ifneq ($(QUICK),1)
@@ -56,10 +72,17 @@ test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -n $(TEST_JOBS) --dist loadfile
 
-# More measurements narrow the printed interval: make bench BENCH_ARGS="--reps 15"
+# Training throughput of every model (ours and a plain loop, fp32 and bf16) and the projected `make reproduce`
+# time: bench/README.md. More repetitions: make bench BENCH_ARGS="--reps 5"
 BENCH_ARGS ?=
 bench: $(STAMP)
-	$(PY) bench/bench_autoencoders.py $(BENCH_ARGS)
+	$(PY) bench/bench_training.py $(BENCH_ARGS)
+
+# A rehearsal at the course's size (20,000 + 5,000 synthetic drawings): every notebook, full evaluation sizes,
+# one-epoch models. REHEARSE_SIZE=sample rehearses on the folder of QUICKDRAW_DIR instead.
+REHEARSE_SIZE ?= course
+rehearse: $(STAMP)
+	$(PY) -W ignore::RuntimeWarning bench/rehearse.py --size $(REHEARSE_SIZE)
 
 # Jupyter refuses to run as root unless told to: containers and the course machines run as root. The kernels
 # talk to the server over Unix sockets (IPC), as papermill's do (helpers/runner.py).

@@ -48,17 +48,17 @@ class Experiment:
         if self.train_on not in ("train", "fit"):
             raise ValueError(f"{self.name}: train_on must be 'train' or 'fit', got {self.train_on!r}")
 
-    def config(self, budget: str = "full", seed: int = 0) -> TrainConfig:
-        """The TrainConfig of this run at ``budget`` ("full", "quick" or "tiny")."""
+    def config(self, budget: str = "full", seed: int = 0, precision: str = "fp32") -> TrainConfig:
+        """The TrainConfig of this run at ``budget`` ("full", "quick" or "tiny") and ``precision``."""
         if budget not in BUDGETS:
             raise ValueError(f"budget must be one of {', '.join(BUDGETS)}, got {budget!r}")
         changes = {"full": {}, "quick": self.quick, "tiny": self.tiny}[budget]
-        return TrainConfig(**{**self.full, **changes}, seed=seed)
+        return TrainConfig(**{**self.full, **changes}, seed=seed, precision=precision)
 
-    def settings(self, budget: str = "full", seed: int = 0) -> dict:
+    def settings(self, budget: str = "full", seed: int = 0, precision: str = "fp32") -> dict:
         """The model's arguments and the training budget, flat, for results/metrics.json."""
-        cfg = self.config(budget, seed)
-        budget_keys = ("steps", "epochs", "batch_size", "lr", "seed")
+        cfg = self.config(budget, seed, precision)
+        budget_keys = ("steps", "epochs", "batch_size", "lr", "seed", "precision")
         return {**{k: v for k, v in self.spec.items() if k != "kind"},
                 **{k: getattr(cfg, k) for k in budget_keys if getattr(cfg, k) is not None}}
 
@@ -117,8 +117,10 @@ def on_whole_training_split(run: Experiment) -> Experiment:
     return dataclasses.replace(run, name=run.name.removesuffix("_fit"), train_on="train")
 
 
-def train_experiment(run: Experiment | str, data, budget: str = "full", seed: int = 0, **kwargs):
-    """``train_or_load`` of a registered run (or its name) at ``budget``: (model in eval mode, record).
+def train_experiment(run: Experiment | str, data, budget: str = "full", seed: int = 0, precision: str = "fp32",
+                     **kwargs):
+    """``train_or_load`` of a registered run (or its name) at ``budget`` and ``precision`` ("fp32" or "bf16",
+    see ``helpers.training.autocast``): (model in eval mode, record).
     ``data`` is the loaded folder; a run with ``train_on="fit"`` trains without the validation part.
     ``kwargs`` go to ``train_or_load`` (device, runs_dir, progress, verbose)."""
     if isinstance(run, str):
@@ -128,4 +130,4 @@ def train_experiment(run: Experiment | str, data, budget: str = "full", seed: in
         run = EXPERIMENTS[run]
     if run.train_on == "fit":
         data = split_validation(data)[0]
-    return train_or_load(run.name, run.spec, run.config(budget, seed), data, **kwargs)
+    return train_or_load(run.name, run.spec, run.config(budget, seed, precision), data, **kwargs)

@@ -98,6 +98,56 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
+def _cell(m: dict, path: str, spec: str) -> str:
+    """The seed-0 value at ``path`` formatted with ``spec``, followed, when ``make seeds`` has run, by the mean
+    and standard deviation over the seeds, and by n where fewer seeds than the section's have the number."""
+    text = format(lookup(m, path), spec)
+    try:
+        stats = lookup(m, "seeds.stats." + path)
+    except KeyError:
+        return text
+    if stats["n"] < 2:
+        return text
+    fewer = f", n={stats['n']}" if stats["n"] < len(m["seeds"]["seeds"]) else ""
+    return f"{text} ({format(stats['mean'], spec)} ± {format(stats['sd'], spec.lstrip('+'))}{fewer})"
+
+
+def _spread_note(m: dict) -> str:
+    """What a table cell's bracket means, for a table's header; empty before ``make seeds``."""
+    return f" (mean ± sd over {len(m['seeds']['seeds'])} seeds)" if "seeds" in m else ""
+
+
+def table_seeds(m: dict) -> str:
+    """The report's comparisons, seed by seed (helpers.seeds.CLAIMS)."""
+    from .seeds import CLAIMS
+
+    rows = []
+    for name, chain in CLAIMS.items():
+        c = m["seeds"]["claims"][name]
+        rows.append([" < ".join(f"`{p}`" for p in chain), f"{c['holds']} of {c['n']}",
+                     ", ".join(map(str, c["fails_in_seeds"])) or "–"])
+    return md_table(["comparison (lower first)", "holds in seeds", "fails in seed"], rows)
+
+
+def table_precision(m: dict) -> str:
+    """The headline numbers of the fp32 run beside those of the rerun at another precision (helpers.seeds)."""
+    p = m["precision"]
+    other = p["precision"]
+    rows = []
+
+    def walk(node, path):
+        if isinstance(node, dict) and "fp32" in node:
+            spec = ".4f" if abs(node["fp32"]) < 1 else ".2f"
+            change = "–" if node["change"] is None else f"{node['change']:+.2%}"
+            rows.append([f"`{'.'.join(path)}`", format(node["fp32"], spec), format(node[other], spec), change])
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, path + [key])
+
+    walk({k: v for k, v in p.items() if k not in ("precision", "budget")}, [])
+    return md_table(["number", "fp32", other, "change"], rows)
+
+
 def table_data(m: dict) -> str:
     d = m["data"]
     rows = [[name, d["train_per_class"][i], d["test_per_class"][i], f"{d['ink_fraction_mean_per_class'][i]:.3f}"]
@@ -114,20 +164,23 @@ def table_autoencoders(m: dict) -> str:
     rows = []
     for run in runs_of("autoencoder"):
         a = lookup(m, run.name)
-        rows.append([run.label, f"{a['params']:,}", a["latent_dim"], f"{a['steps']:,}", f"{a['test_mse']:.4f}",
+        rows.append([run.label, f"{a['params']:,}", a["latent_dim"], f"{a['steps']:,}",
+                     _cell(m, f"{run.name}.test_mse", ".4f"),
                      f"{a['train_mse']:.4f}", f"{a['untrained_test_mse']:.4f}", f"{a['mean_image_test_mse']:.4f}",
                      _minutes(a["wall_time_s"]), f"{a['images_per_s']:.0f}"])
-    return md_table(["model", "parameters", "latent", "steps", "test MSE", "train MSE", "untrained test MSE",
-                     "mean-image test MSE", "training time", "images/s"], rows)
+    return md_table(["model", "parameters", "latent", "steps", "test MSE" + _spread_note(m), "train MSE",
+                     "untrained test MSE", "mean-image test MSE", "training time", "images/s"], rows)
 
 
 def table_vae_bounds(m: dict) -> str:
     v = m["vae"]
     k = v["settings"]["iwae_k"]
-    rows = [[label, f"{x['neg_elbo']:.2f}", f"{x['rec']:.2f}", f"{x['kl']:.2f}", f"{x['iwae']:.2f}",
+    rows = [[label, _cell(m, f"vae.models.{label}.neg_elbo", ".2f"), f"{x['rec']:.2f}", f"{x['kl']:.2f}",
+             _cell(m, f"vae.models.{label}.iwae", ".2f"),
              f"{x['active_units']} / {v['settings']['latent_dim']}", f"{x['params']:,}", _minutes(x["wall_time_s"])]
             for label, x in v["models"].items()]
-    return md_table(["model", "test -ELBO", "reconstruction", "KL", f"IWAE bound (k={k})", "active units",
+    return md_table(["model", "test -ELBO" + _spread_note(m), "reconstruction", "KL", f"IWAE bound (k={k})",
+                     "active units",
                      "parameters", "training time"], rows)
 
 
@@ -135,22 +188,26 @@ def table_vae_samples(m: dict) -> str:
     v = m["vae"]
     ref = v["reference_real"]
     rows = [["real training drawings (reference)", f"{ref['fid']:.2f}", f"{ref['inception_score']:.2f}", ref["n"]]]
-    rows += [[label, f"{x['fid']:.2f}", f"{x['inception_score']:.2f}", x["n"]] for label, x in v["models"].items()]
-    return md_table(["samples", f"FID vs test ({ref['feature_dim']}-d classifier features)",
+    rows += [[label, _cell(m, f"vae.models.{label}.fid", ".2f"), f"{x['inception_score']:.2f}", x["n"]]
+             for label, x in v["models"].items()]
+    return md_table(["samples", f"FID vs test ({ref['feature_dim']}-d classifier features)" + _spread_note(m),
                      "Inception-style score (1-5)", "N"], rows)
 
 
 def table_conditional(m: dict) -> str:
     c = m["vae"]["conditional_accuracy"]
     names = m["data"]["class_names"]
-    rows = [[names[i], f"{a:.3f}"] for i, a in enumerate(c["per_class"])] + [["**all**", f"{c['accuracy']:.3f}"]]
-    return md_table(["requested class", f"classifier accuracy ({c['n_per_class']} samples per class)"], rows)
+    rows = [[names[i], f"{a:.3f}"] for i, a in enumerate(c["per_class"])]
+    rows.append(["**all**", _cell(m, "vae.conditional_accuracy.accuracy", ".3f")])
+    return md_table(["requested class", f"classifier accuracy ({c['n_per_class']} samples per class)"
+                     + _spread_note(m)], rows)
 
 
 def table_latent(m: dict) -> str:
-    rows = [[label, x["dim"], f"{x['knn5_accuracy']:.3f}", f"{x['silhouette']:+.3f}"]
-            for label, x in m["latent"]["models"].items()]
-    return md_table(["model", "latent dim", "5-NN accuracy (test by train)", "silhouette (classes)"], rows)
+    rows = [[label, x["dim"], _cell(m, f"latent.models.{label}.knn5_accuracy", ".3f"),
+             _cell(m, f"latent.models.{label}.silhouette", "+.3f")] for label, x in m["latent"]["models"].items()]
+    return md_table(["model", "latent dim", "5-NN accuracy (test by train)" + _spread_note(m), "silhouette (classes)"],
+                    rows)
 
 
 def table_timings(m: dict) -> str:
@@ -178,9 +235,14 @@ def table_beyond_samples(m: dict) -> str:
             return "conditional, " + b["conditional"][model.removeprefix("conditional, ")]["label"]
         return model
 
-    rows = [[f"{model_label(row)} · {x['sampler']}", f"{x['fid']:.1f}", f"{x['inception_score']:.2f}",
-             _pct(x.get("class_accuracy")), x["n"]] for row, x in sorted(b["samples"].items(), key=lambda r: key(r[0]))]
-    return md_table(["model · sampler", "FID vs test", "Inception-style score", "requested class", "N"], rows)
+    def accuracy(row: str, x: dict) -> str:
+        return "–" if x.get("class_accuracy") is None else _cell(m, f"beyond.samples.{row}.class_accuracy", ".1%")
+
+    rows = [[f"{model_label(row)} · {x['sampler']}", _cell(m, f"beyond.samples.{row}.fid", ".1f"),
+             f"{x['inception_score']:.2f}", accuracy(row, x), x["n"]]
+            for row, x in sorted(b["samples"].items(), key=lambda r: key(r[0]))]
+    return md_table(["model · sampler", "FID vs test" + _spread_note(m), "Inception-style score", "requested class",
+                     "N"], rows)
 
 
 def table_beyond_mixtures(m: dict) -> str:
@@ -207,19 +269,22 @@ def table_beyond_conditional(m: dict) -> str:
     for key, x in b["conditional"].items():
         prior = b["samples"][f"conditional, {key} · prior"]
         mixture = b["samples"][f"conditional, {key} · class mixture"]
-        rows.append([x["label"], f"{x['neg_elbo']:.1f}", f"{x['iwae']:.1f}", _pct(x["adherence"]),
+        rows.append([x["label"], _cell(m, f"beyond.conditional.{key}.neg_elbo", ".1f"),
+                     _cell(m, f"beyond.conditional.{key}.iwae", ".1f"),
+                     _cell(m, f"beyond.conditional.{key}.adherence", ".1%"),
                      _pct(prior["class_accuracy"]), f"{prior['fid']:.1f}", _pct(mixture["class_accuracy"]),
                      f"{mixture['fid']:.1f}"])
-    return md_table(["conditional VAE (whole training split)", "test -ELBO", "IWAE", "label adherence",
-                     "prior: requested class", "prior: FID", "class mixture: requested class", "class mixture: FID"],
-                    rows)
+    return md_table(["conditional VAE (whole training split)", "test -ELBO" + _spread_note(m), "IWAE",
+                     "label adherence", "prior: requested class", "prior: FID", "class mixture: requested class",
+                     "class mixture: FID"], rows)
 
 
 TABLES = {"data": table_data, "md5": table_md5, "autoencoders": table_autoencoders,
           "vae-bounds": table_vae_bounds, "vae-samples": table_vae_samples, "conditional": table_conditional,
           "latent": table_latent, "timings": table_timings, "beyond-samples": table_beyond_samples,
           "beyond-mixtures": table_beyond_mixtures, "beyond-candidates": table_beyond_candidates,
-          "beyond-conditional": table_beyond_conditional}
+          "beyond-conditional": table_beyond_conditional, "seeds": table_seeds,
+          "precision": table_precision}
 
 
 def render_report(template: str, metrics: dict) -> str:

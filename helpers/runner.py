@@ -19,8 +19,9 @@ from pathlib import Path
 from .data import DataError, load_quickdraw, resolve_data_dir
 from .experiments import BUDGETS
 from .report import merge_metrics
+from .training import PRECISIONS
 
-__all__ = ["SMALL_PARAMS", "ParameterError", "notebooks", "check_parameters", "run_notebook", "reproduce"]
+__all__ = ["SMALL_PARAMS", "CHOICES", "ParameterError", "notebooks", "check_parameters", "run_notebook", "reproduce"]
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -36,6 +37,8 @@ SMALL_PARAMS = {
 }
 
 _TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+# Parameters with a closed set of values, refused before anything runs when given another.
+CHOICES = {"budget": BUDGETS, "precision": PRECISIONS, "progress": ("auto", "text", "off")}
 
 
 class ParameterError(ValueError):
@@ -53,7 +56,8 @@ def notebooks(only: list[str] | None = None) -> list[Path]:
 
 
 def check_parameters(path: Path, params: dict) -> None:
-    """Every name must be declared in the notebook's parameters cell, every value of the declared type."""
+    """Every name must be declared in the notebook's parameters cell, every value of the declared type (and
+    one of ``CHOICES`` where the parameter has a closed set of values)."""
     import papermill
 
     declared = papermill.inspect_notebook(str(path))
@@ -66,6 +70,9 @@ def check_parameters(path: Path, params: dict) -> None:
         ok = _TYPES.get(expected)
         if ok and (not isinstance(value, ok) or (expected != "bool" and isinstance(value, bool))):
             raise ParameterError(f"{path.name}: parameter {name}={value!r} should be of type {expected}")
+        if name in CHOICES and value not in CHOICES[name]:
+            raise ParameterError(f"{path.name}: parameter {name}={value!r} should be one of "
+                                 f"{', '.join(map(repr, CHOICES[name]))}")
 
 
 def _kernel_manager_class():

@@ -134,7 +134,7 @@ def decode_samples(model: nn.Module, sampler, n: int, seed: int = 0, classes: to
         for start in range(0, n, batch_size):
             zb = z[start:start + batch_size].to(device)
             yb = None if classes is None or not _is_conditional(model) else classes[start:start + batch_size].to(device)
-            out.append(model.decode(zb, yb).cpu())
+            out.append(model.decode(zb, yb).float().cpu())
     return torch.cat(out), classes if takes_classes else None
 
 
@@ -163,7 +163,7 @@ def relabel(model: nn.Module, X: torch.Tensor, y: torch.Tensor, new: torch.Tenso
     with _evaluating(model):
         mu, _ = model.encode(X, y)
         z = mu - model.prior_mean(mu, y) + model.prior_mean(mu, new)
-        return model.decode(z, new).cpu()
+        return model.decode(z, new).float().cpu()
 
 
 def relabel_rows(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,7 +33,8 @@ from .files import atomic_torch_save, locked
 from .models import MODEL_KINDS
 
 __all__ = [
-    "set_seed", "pick_device", "keep_freed_memory", "progress_bar", "TrainConfig", "batch_indices", "evaluate",
+    "set_seed", "pick_device", "keep_freed_memory", "progress_bar", "PRECISIONS", "native_bf16", "autocast",
+    "TrainConfig", "batch_indices", "evaluate",
     "fit", "build_model", "config_key", "train_or_load", "untrained_model",
 ]
 
@@ -100,6 +102,40 @@ def progress_bar(total: int, desc: str, progress: bool | str = True, **kw):
     return tqdm(total=total, desc=desc, disable=progress in (False, "off", None), **kw)
 
 
+PRECISIONS = ("fp32", "bf16")  # float32 throughout (bit-reproducible); bfloat16 autocast of the forward passes
+
+
+def native_bf16(device: str | torch.device = "cpu") -> bool:
+    """Whether the device computes bfloat16 natively, so that "bf16" is faster than "fp32" there. On the CPU
+    it is PyTorch's own test (torch.cpu: AVX-512 BF16 or AMX tiles, which oneDNN uses for bf16 matrix
+    products); without them bf16 is emulated and slower. CUDA: compute capability 8.0 or newer."""
+    device = torch.device(device)
+    if device.type == "cpu":
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    return device.type == "mps"
+
+
+_warned_bf16: set = set()
+
+
+def autocast(device: str | torch.device, precision: str = "fp32"):
+    """The context of forward passes at ``precision``: ``torch.autocast`` to bfloat16 for "bf16" (matrix
+    products and convolutions in bf16, losses and reductions in float32, as PyTorch's autocast lists say),
+    switched off for "fp32". Says once per device when bf16 is not native there, and so slower."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    device = torch.device(device)
+    if precision == "bf16" and device.type not in _warned_bf16:
+        _warned_bf16.add(device.type)
+        if not native_bf16(device):
+            warnings.warn(f"precision 'bf16': this {device.type} has no native bfloat16 (no AVX-512 BF16 or AMX "
+                          f"on a CPU, compute capability < 8 on CUDA), so bf16 runs slower than fp32, not faster",
+                          RuntimeWarning, stacklevel=2)
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 @dataclass
 class TrainConfig:
     """How to train. Exactly one of ``steps`` and ``epochs``. Intervals are in steps (None: a default)."""
@@ -112,8 +148,11 @@ class TrainConfig:
     eval_every: int | None = None  # held-out loss interval; default: each epoch, or 20 points over a run
     log_every: int | None = None  # training-loss averaging window; default: each epoch, or 10 steps
     ckpt_every: int = 500
+    precision: str = "fp32"  # "bf16": forward passes (training and held-out loss) under bfloat16 autocast
 
     def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if (self.steps is None) == (self.epochs is None):
             raise ValueError(f"give exactly one of steps and epochs, got steps={self.steps}, epochs={self.epochs}")
         for name in ("steps", "epochs", "batch_size", "ckpt_every", "eval_every", "log_every"):
@@ -241,7 +280,8 @@ class _Run:
     def train_step(self) -> None:
         """One Adam step on batch number ``self.step``; the NaN guard stops before the weights change."""
         idx = batch_indices(self.n, self.bs, self.cfg.seed, self.step).to(self.train[0].device)
-        parts = self.loss_fn(self.model, *(t[idx] for t in self.train))
+        with autocast(self.train[0].device, self.cfg.precision):  # the forward pass and the loss
+            parts = self.loss_fn(self.model, *(t[idx] for t in self.train))
         loss = parts["loss"]
         if not torch.isfinite(loss):
             raise FloatingPointError(
@@ -266,7 +306,8 @@ class _Run:
         """The held-out loss and the checkpoint when due. Also run on resuming, to finish a step whose
         evaluation was interrupted (its checkpoint has no held-out point for it yet)."""
         if self.val is not None and self.due(self.eval_every) and self.history["val"]["step"][-1:] != [self.step]:
-            values = evaluate(self.model, self.loss_fn, self.val)
+            with autocast(self.val[0].device, self.cfg.precision):
+                values = evaluate(self.model, self.loss_fn, self.val)
             with _holding_interrupts():
                 self.append("val", values)
                 self.mark_boundary()
@@ -344,6 +385,8 @@ def config_key(spec: dict, cfg: TrainConfig, data: QuickDraw) -> str:
     """A short hash of everything that determines the trained weights."""
     cfg_d = asdict(cfg)
     cfg_d.pop("ckpt_every")  # checkpoint frequency does not change the weights
+    if cfg_d["precision"] == "fp32":
+        del cfg_d["precision"]  # the default stays out of the key, like an unset subset: cached fp32 keys hold
     data_id = {"data": data.md5 or str(data.data_dir), **({"subset": data.subset} if data.subset else {})}
     blob = json.dumps({"model": spec, "train": cfg_d, **data_id}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
@@ -353,9 +396,10 @@ def train_or_load(name: str, spec: dict, cfg: TrainConfig, data: QuickDraw, devi
                   runs_dir: str | os.PathLike | None = None, progress: bool | str = True,
                   verbose: bool = True) -> tuple[nn.Module, dict]:
     """Train the model described by ``spec`` on the training split (held-out curve on the test split), or
-    load it when this exact config was trained before. Returns the model (eval mode) and its record, with
-    ``record["trained_now"]`` telling which happened. Checkpoints load with ``weights_only=True``.
-    A process asking for a config that another one is training waits for it, then loads its model."""
+    load it when this exact config was trained before. Returns the model (eval mode, with ``model.precision``
+    set to ``cfg.precision``) and its record, with ``record["trained_now"]`` telling which happened.
+    Checkpoints load with ``weights_only=True``. A process asking for a config that another one is training
+    waits for it, then loads its model."""
     device = torch.device(device)
     runs_dir = Path(runs_dir or os.environ.get("QUICKDRAW_RUNS", DEFAULT_RUNS_DIR))
     key = config_key(spec, cfg, data)
@@ -364,6 +408,7 @@ def train_or_load(name: str, spec: dict, cfg: TrainConfig, data: QuickDraw, devi
     set_seed(cfg.seed)
     model, loss_fn = build_model(spec)
     model.to(device)
+    model.precision = cfg.precision  # helpers.evaluation runs the model's forward passes at this precision
     waiting = f"{name}: waiting for another process training {folder} ..." if verbose else None
     with locked(runs_dir / "locks" / folder.name, waiting):  # held while training: one process per config
         if final.exists():
@@ -376,7 +421,8 @@ def train_or_load(name: str, spec: dict, cfg: TrainConfig, data: QuickDraw, devi
         if verbose and ckpt.exists():
             print(f"{name}: resuming from {ckpt}")
         record = fit(model, loss_fn, train, val, cfg, ckpt_path=ckpt, progress=progress, desc=name)
-        record.update(name=name, key=key, spec=spec, train_config=asdict(cfg), device=str(device))
+        record.update(name=name, key=key, spec=spec, train_config=asdict(cfg), device=str(device),
+                      threads=torch.get_num_threads())  # CPU results are bit-identical per machine and thread count
         atomic_torch_save(final, {"model": model.state_dict(), "record": record})
         ckpt.unlink(missing_ok=True)
     record["trained_now"] = True

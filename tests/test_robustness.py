@@ -409,3 +409,12 @@ def test_source_notebook_is_clean_with_a_parameters_cell_and_the_python3_kernel(
     tagged = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(tagged) == 1, f"{path.name}: {len(tagged)} cells tagged 'parameters'; expected exactly one"
     assert nb["metadata"].get("kernelspec", {}).get("name") == "python3", nb["metadata"].get("kernelspec")
+
+
+@pytest.mark.parametrize("name, value", [("precision", "fp16"), ("budget", "huge"), ("progress", "bar")])
+def test_a_value_outside_a_parameters_choices_is_refused_before_anything_runs(name, value):
+    with pytest.raises(ParameterError) as e:
+        runner.check_parameters(NOTEBOOK_03, {name: value})
+    assert f"{name}={value!r} should be one of" in str(e.value)
+    for ok in runner.CHOICES[name]:
+        runner.check_parameters(NOTEBOOK_03, {name: ok})

@@ -235,3 +235,63 @@ def test_pick_device_rejects_unknown_device():
     assert H.pick_device("auto").type in ("cpu", "cuda", "mps")
     with pytest.raises(ValueError, match="device must be 'auto', 'cpu', 'cuda' or 'mps', got 'gpu'"):
         H.pick_device("gpu")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Precision: "fp32" (the default) or "bf16" (torch.autocast of the forward passes)
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_precision_is_validated_and_in_the_cache_key_only_when_not_the_default(synthetic):
+    with pytest.raises(ValueError, match="precision must be one of fp32, bf16, got 'fp16'"):
+        H.TrainConfig(steps=5, precision="fp16")
+    with pytest.raises(ValueError, match="precision must be one of fp32, bf16"):
+        H.autocast("cpu", "half")
+    spec = {"kind": "cnn_ae"}
+    fp32, bf16 = H.TrainConfig(steps=5), H.TrainConfig(steps=5, precision="bf16")
+    assert H.config_key(spec, fp32, synthetic) != H.config_key(spec, bf16, synthetic)
+    # The fp32 key is the hash of the config without the precision field: models cached before it existed
+    # keep their keys (the report's models are not retrained).
+    import hashlib
+    import json
+    from dataclasses import asdict
+
+    train = {k: v for k, v in asdict(fp32).items() if k not in ("ckpt_every", "precision")}
+    blob = json.dumps({"model": spec, "train": train, "data": synthetic.md5}, sort_keys=True)
+    assert H.config_key(spec, fp32, synthetic) == hashlib.sha256(blob.encode()).hexdigest()[:12]
+    assert H.EXPERIMENTS["vae_cnn"].config("full", 0, "bf16").precision == "bf16"
+    assert H.EXPERIMENTS["vae_cnn"].settings("full", 0, "bf16")["precision"] == "bf16"
+
+
+@pytest.mark.parametrize("spec", [{"kind": "lstm_ae"}, {"kind": "vae", "encoder": "cnn"}])
+def test_a_bf16_run_trains_in_bf16_and_its_loss_falls(spec, tensors, synthetic, tmp_path):
+    cfg = H.TrainConfig(steps=15, batch_size=64, lr=3e-3, precision="bf16")
+    model, record = H.train_or_load(spec["kind"], spec, cfg, synthetic, runs_dir=tmp_path, progress=False)
+    losses = record["history"]["train"]["loss"]
+    assert all(map(torch.isfinite, torch.tensor(losses))) and losses[-1] < 0.9 * losses[0]
+    assert model.precision == "bf16" and record["train_config"]["precision"] == "bf16"
+    seen = []
+    hook = next(m for m in model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.LSTM))).register_forward_hook(
+        lambda m, args, out: seen.append((out[0] if isinstance(out, tuple) else out).dtype))
+    rec = H.reconstruct(model, tensors[0][:8])  # evaluation runs the model under the same autocast
+    hook.remove()
+    assert seen and seen[0] == torch.bfloat16
+    assert rec.dtype == torch.float32 and rec.shape == (8, 1, 28, 28)  # results leave as float32
+    assert H.run_summary(model, record)["precision"] == "bf16"
+    loaded, again = H.train_or_load(spec["kind"], spec, cfg, synthetic, runs_dir=tmp_path, progress=False)
+    assert again["trained_now"] is False and loaded.precision == "bf16"
+
+
+def test_bf16_without_native_support_says_once_that_it_is_slower(monkeypatch):
+    from helpers import training
+
+    monkeypatch.setattr(training, "native_bf16", lambda device: False)
+    monkeypatch.setattr(training, "_warned_bf16", set())
+    with pytest.warns(RuntimeWarning, match="no native bfloat16 .* slower than fp32"):
+        training.autocast("cpu", "bf16")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        training.autocast("cpu", "bf16")  # once is enough
+        training.autocast("cpu", "fp32")

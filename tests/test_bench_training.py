@@ -1,0 +1,94 @@
+"""`make bench` (bench/bench_training.py): runs end to end, and its table and projection are right.
+
+No speed is asserted here: speed targets live in the benchmark, which prints them.
+"""
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import helpers as H
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("bench_training", ROOT / "bench" / "bench_training.py")
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)
+
+RATE = r"(\d+) \((\d+)-(\d+)\)"  # median (min-max)
+ROW = re.compile(r"^\| (\w+) \| " + r" \| ".join([RATE] * 4) + r" \| ([\d.]+) \| ([\d.]+)(.*) \|$", re.M)
+
+
+def test_bench_smoke_run_measures_the_four_variants_in_fresh_processes():
+    env = {k: v for k, v in os.environ.items() if k != "QUICKDRAW_DIR"}  # synthetic drawings: fast
+    out = subprocess.run([sys.executable, "bench/bench_training.py", "--smoke"], capture_output=True, text=True,
+                         cwd=ROOT, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    rows = ROW.findall(out.stdout)
+    assert [r[0] for r in rows] == ["cnn_ae"], out.stdout
+    rates = [int(x) for x in rows[0][1:13]]
+    assert all(r > 0 for r in rates), out.stdout
+    medians = dict(zip(["plain fp32", "ours fp32", "plain bf16", "ours bf16"], rates[0::3]))
+    # The ratios are printed from unrounded rates; the rates are rounded to integers.
+    assert float(rows[0][13]) == pytest.approx(medians["ours fp32"] / medians["plain fp32"], rel=0.02, abs=0.01)
+    assert float(rows[0][14]) == pytest.approx(medians["ours bf16"] / medians["ours fp32"], rel=0.02, abs=0.01)
+    assert "projected" not in out.stdout  # one model: no projection of the whole run
+
+
+def test_run_all_prints_medians_ranges_ratios_and_the_projection(monkeypatch, capsys, tmp_path):
+    """run_all's arithmetic on given rates (the measuring itself is tested above)."""
+    rates = {"plain fp32": [90, 100, 110], "ours fp32": [190, 200, 210], "plain bf16": [300, 300, 300],
+             "ours bf16": [350, 400, 500]}
+    calls = []
+
+    def measure(which, name, precision, steps, batch, data_dir):
+        calls.append((which, name, precision))
+        n = sum(c == (which, name, precision) for c in calls) - 1
+        return {"images_per_s": float(rates[f"{which} {precision}"][n])}
+
+    monkeypatch.setattr(bench, "measure", measure)
+    monkeypatch.setattr(bench, "REHEARSALS", tmp_path)  # no rehearsal summary: evaluation not measured
+    medians = bench.run_all(3, list(bench.STEPS), "unused", bench.STEPS)
+    out = capsys.readouterr().out
+    assert len(calls) == 3 * 4 * len(bench.STEPS)
+    assert calls[:4] == [("plain", "lstm_ae", "fp32"), ("ours", "lstm_ae", "fp32"), ("plain", "lstm_ae", "bf16"),
+                         ("ours", "lstm_ae", "bf16")]
+    assert calls[4:8] == calls[:4][::-1]  # the order alternates between repetitions
+    rows = {r[0]: r for r in ROW.findall(out)}
+    assert set(rows) == set(bench.STEPS)
+    assert rows["cnn_ae"][1:4] == ("100", "90", "110") and rows["cnn_ae"][10:13] == ("400", "350", "500")
+    assert (rows["cnn_ae"][13], rows["cnn_ae"][14]) == ("2.00", "2.00")
+    native = H.native_bf16("cpu")
+    assert ("target 1.6x: met" in rows["lstm_ae"][15]) == native and "target" not in rows["cnn_ae"][15]
+    assert medians["vae_cnn"]["ours bf16"] == 400
+    # The projection: every training run of `make reproduce`, its images at the registry budget / 200 images/s.
+    images = sum(images for _, _, images in bench.reproduce_runs(3000))
+    lstm = 10_000 * 256
+    assert images > lstm + 50 * 23 * 128 * 8  # the LSTM AE, and 8 VAE-sized runs of 50 epochs (04 and 06)
+    line = re.search(r"^\| sample \(3,000 training drawings\) \| (\d+) min \| (\d+) min \| not measured.*$", out, re.M)
+    assert line, out
+    assert int(line[1]) == round(images / 200 / 60) and int(line[2]) == round(images / 400 / 60)
+
+
+def test_the_projection_adds_the_rehearsed_evaluation(monkeypatch, capsys, tmp_path):
+    (tmp_path / "course").mkdir()
+    (tmp_path / "course" / "summary.json").write_text('{"n_train": 20000, "evaluation_s": 600.0}')
+    monkeypatch.setattr(bench, "REHEARSALS", tmp_path)
+    bench.project({name: {"ours fp32": 1000.0, "ours bf16": 2000.0} for name in bench.STEPS})
+    out = capsys.readouterr().out
+    images = sum(images for _, _, images in bench.reproduce_runs(20000))
+    line = re.search(r"^\| course \(20,000 training drawings\) \| (\d+) min \| (\d+) min \| 10 min \| (\d+) min \| "
+                     r"(\d+) min \|$", out, re.M)
+    assert line, out
+    assert int(line[3]) == round((images / 1000 + 600) / 60) and int(line[4]) == round((images / 2000 + 600) / 60)
+    assert re.search(r"^\| sample .* not measured", out, re.M)
+
+
+def test_bench_refuses_bad_arguments():
+    out = subprocess.run([sys.executable, "bench/bench_training.py", "--reps", "0"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 2 and "--reps must be positive" in out.stderr

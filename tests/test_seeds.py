@@ -1,0 +1,113 @@
+"""`make seeds`: the aggregation of the headline numbers over seeds, and the reuse of the model cache."""
+
+import json
+import math
+
+import pytest
+
+from helpers import seeds as S
+from helpers.report import read_metrics
+
+
+def run_metrics(lstm, cnn, elbo_cnn, elbo_gru, chosen="cpvae_fit"):
+    """A results file of one seed, cut down to a few headline numbers."""
+    return {"lstm_ae": {"test_mse": lstm, "params": 1000}, "cnn_ae": {"test_mse": cnn},
+            "vae": {"models": {"CNN-CNN VAE": {"neg_elbo": elbo_cnn, "iwae": elbo_cnn - 10, "kl_per_dim": [1.0]},
+                               "GRU-CNN VAE": {"neg_elbo": elbo_gru, "iwae": elbo_gru - 10}},
+                    "classifier": {"test_accuracy": 0.9, "epochs": 15}},
+            "beyond": {"chosen": chosen}, "timings": {"02_lstm_autoencoder": 10.0}}
+
+
+def test_aggregate_is_mean_sample_sd_min_max():
+    a = S.aggregate([1.0, 2.0, 3.0, 4.0])
+    assert a["mean"] == pytest.approx(2.5, abs=1e-12)
+    assert a["sd"] == pytest.approx(math.sqrt(5 / 3), abs=1e-12)  # n - 1 in the denominator
+    assert (a["min"], a["max"], a["n"]) == (1.0, 4.0, 4)
+    assert S.aggregate([0.0426])["sd"] is None  # one seed has no spread
+    with pytest.raises(ValueError):
+        S.aggregate([])
+
+
+def test_headline_takes_every_model_and_only_numbers():
+    found = S.headline(run_metrics(0.04, 0.03, 210.0, 215.0))
+    assert found == {"lstm_ae.test_mse": 0.04, "cnn_ae.test_mse": 0.03,
+                     "vae.models.CNN-CNN VAE.neg_elbo": 210.0, "vae.models.GRU-CNN VAE.neg_elbo": 215.0,
+                     "vae.models.CNN-CNN VAE.iwae": 200.0, "vae.models.GRU-CNN VAE.iwae": 205.0,
+                     "vae.classifier.test_accuracy": 0.9}
+
+
+def test_collect_aggregates_by_path_and_counts_the_seeds_where_a_claim_holds():
+    runs = {0: run_metrics(0.043, 0.026, 210.0, 215.0), 1: run_metrics(0.044, 0.027, 212.0, 211.0, "cvae_cnn_fit"),
+            2: run_metrics(0.042, 0.025, 211.0, 214.0)}
+    del runs[2]["lstm_ae"]  # a seed that did not run the LSTM autoencoder
+    section = S.collect(runs)
+    lstm = section["stats"]["lstm_ae"]["test_mse"]
+    assert lstm["n"] == 2 and lstm["values"] == {"0": 0.043, "1": 0.044} and lstm["seed0"] == 0.043
+    assert lstm["mean"] == pytest.approx(0.0435, abs=1e-12)
+    assert lstm["sd"] == pytest.approx(math.sqrt(2 * 0.0005**2), abs=1e-12)
+    cnn = section["stats"]["vae"]["models"]["CNN-CNN VAE"]["neg_elbo"]
+    assert (cnn["n"], cnn["min"], cnn["max"]) == (3, 210.0, 212.0) and cnn["mean"] == pytest.approx(211.0, abs=1e-9)
+    claims = section["claims"]
+    assert claims["cnn_ae_beats_lstm_ae"] == {"holds": 2, "n": 2, "fails_in_seeds": []}
+    assert claims["cnn_encoder_lower_elbo"] == {"holds": 2, "n": 3, "fails_in_seeds": [1]}
+    assert claims["fid_ranking"]["n"] == 0  # no seed has the FIDs
+    assert section["chosen"] == {"0": "cpvae_fit", "1": "cvae_cnn_fit", "2": "cpvae_fit"}
+    json.dumps(section)  # JSON-ready as it is
+
+
+def test_write_seeds_names_the_missing_run_and_writes_nothing(tmp_path):
+    results = tmp_path / "metrics.json"
+    results.write_text(json.dumps(run_metrics(0.043, 0.026, 210.0, 215.0)))
+    before = results.read_text()
+    with pytest.raises(RuntimeError, match="seed 1: no metrics at .*seed-1"):
+        S.write_seeds([0, 1], "full", results_path=results, runs_dir=tmp_path / "runs")
+    assert results.read_text() == before
+    other = S.seed_dir(1, "full", tmp_path / "runs")
+    other.mkdir(parents=True)
+    (other / "metrics.json").write_text(json.dumps(run_metrics(0.044, 0.027, 212.0, 211.0)))
+    S.write_seeds([0, 1], "full", results_path=results, runs_dir=tmp_path / "runs")
+    written = read_metrics(results)
+    assert written["lstm_ae"]["test_mse"] == 0.043  # the run's own sections are kept
+    assert written["seeds"]["stats"]["lstm_ae"]["test_mse"]["n"] == 2 and written["seeds"]["seeds"] == [0, 1]
+
+
+def test_a_second_call_trains_nothing(synthetic_dir, tmp_path, monkeypatch):
+    """A seed's notebook rerun finds its models in the cache; a seed already done runs no notebook at all."""
+    monkeypatch.setenv("QUICKDRAW_DIR", str(synthetic_dir))
+    runs = tmp_path / "runs"
+    S.run_seeds([0, 1], "tiny", runs_dir=runs, log_output=False, notebooks=["03"])
+    models = {p.parent.name: p.stat().st_mtime_ns for p in (runs / "models").glob("*/model.pt")} or None
+    assert models and all(name.startswith("cnn_ae-") for name in models) and len(models) == 1
+    out = S.seed_dir(1, "tiny", runs)
+    first = read_metrics(out / "metrics.json")
+    assert first["cnn_ae"]["seed"] == 1 and "03_cnn_autoencoder" in first["timings"]
+
+    assert S.run_seeds([0, 1], "tiny", runs_dir=runs, log_output=False, notebooks=["03"]) == {1: {}}  # done before
+
+    (out / "metrics.json").unlink()  # as if interrupted before the notebook ended: it runs again
+    rerun = S.run_seeds([1], "tiny", runs_dir=runs, log_output=False, notebooks=["03"])
+    assert list(rerun[1]) == ["03_cnn_autoencoder"]
+    assert {p.parent.name: p.stat().st_mtime_ns for p in (runs / "models").glob("*/model.pt")} == models
+    executed = (out / "notebooks" / "03_cnn_autoencoder.ipynb").read_text()
+    assert "cnn_ae: loaded from" in executed and "cnn_ae: trained" not in executed
+    assert read_metrics(out / "metrics.json")["cnn_ae"] == {**first["cnn_ae"]}
+
+
+def test_seeds_from_lstm_seeds_on_leave_the_lstm_autoencoder_out(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(S, "reproduce", lambda **kw: calls.append(kw) or {})
+    S.run_seeds([0, 1, 2], "full", runs_dir=tmp_path, lstm_seeds=2)
+    assert [(c["only"], c["extra"]) for c in calls] == [
+        (["02", "03", "04", "05", "06"], {"seed": 1}),
+        (["03", "04", "05", "06"], {"seed": 2, "leave_out": "lstm_ae"})]
+    assert calls[1]["results_path"] == tmp_path / "seeds" / "full" / "seed-2" / "metrics.json"
+
+
+def test_compare_precision_pairs_the_numbers_both_runs_have():
+    fp32, bf16 = run_metrics(0.040, 0.026, 210.0, 215.0), run_metrics(0.041, 0.026, 212.1, 215.0)
+    del bf16["cnn_ae"]
+    section = S.compare_precision(fp32, bf16, "bf16")
+    assert section["lstm_ae"]["test_mse"]["fp32"] == 0.040 and section["lstm_ae"]["test_mse"]["bf16"] == 0.041
+    assert section["lstm_ae"]["test_mse"]["change"] == pytest.approx(0.025, abs=1e-9)
+    assert section["vae"]["models"]["CNN-CNN VAE"]["neg_elbo"]["change"] == pytest.approx(0.01, abs=1e-9)
+    assert "cnn_ae" not in section
