@@ -152,12 +152,15 @@ def run_all(reps: int, names: list[str], data_dir: str, steps: dict, batch: int 
         print(f"| {name} | " + " | ".join(cells) +
               f" | {med['ours', 'fp32'] / med['plain', 'fp32']:.2f} | {ratio:.2f}{target} |")
     if set(names) >= {"lstm_ae", "cnn_ae", "vae_gru", "vae_cnn", "cvae_cnn", "classifier"}:
-        project(medians)
+        medians["projection"] = project(medians)
     return medians
 
 
-def project(medians: dict) -> None:
-    """The projected `make reproduce` time at the sample's and the course's size, from our loop's rates."""
+def project(medians: dict) -> dict:
+    """Print the projected `make reproduce` time at the sample's and the course's size, from our loop's rates;
+    return it in minutes, {size: {"training_fp32_min", "training_bf16_min", "evaluation_min", "fp32_min",
+    "bf16_min"}} (the last three None where no rehearsal measured the evaluation)."""
+    projection = {}
     print("\nprojected `make reproduce` (training: registry budget / our median rate; evaluation: make rehearse)")
     print("| data | training fp32 | training bf16 | evaluation (fp32) | total fp32 | total bf16 |")
     print("|---|---|---|---|---|---|")
@@ -170,8 +173,14 @@ def project(medians: dict) -> None:
         ev = "not measured (make rehearse)" if evaluation is None else f"{evaluation / 60:.0f} min"
         totals = [f"> {train[p] / 60:.0f} min" if evaluation is None else f"{(train[p] + evaluation) / 60:.0f} min"
                   for p in ("fp32", "bf16")]
+        projection[size] = {"n_train": n_train, "training_fp32_min": train["fp32"] / 60,
+                            "training_bf16_min": train["bf16"] / 60,
+                            **{k: None if evaluation is None else v / 60 for k, v in (
+                                ("evaluation_min", evaluation), ("fp32_min", (evaluation or 0) + train["fp32"]),
+                                ("bf16_min", (evaluation or 0) + train["bf16"]))}}
         print(f"| {size} ({n_train:,} training drawings) | {train['fp32'] / 60:.0f} min | {train['bf16'] / 60:.0f} min "
               f"| {ev} | {totals[0]} | {totals[1]} |")
+    return projection
 
 
 def main() -> None:
@@ -181,6 +190,8 @@ def main() -> None:
                     help=f"default: all ({', '.join(STEPS)})")
     ap.add_argument("--smoke", action="store_true", help="check that the bench runs end to end: one step of "
                     "the CNN AE at batch 16 in each variant, each in a fresh process")
+    ap.add_argument("--save", metavar="METRICS", help="merge the rates and the projection into this results file's "
+                    "bench section (the report quotes the projection), e.g. results/metrics.json")
     ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -199,7 +210,16 @@ def main() -> None:
             import helpers as H
 
             data_dir = str(H.write_synthetic_quickdraw(Path(tmp) / "synthetic", 100, 1))
-        run_all(reps, names, data_dir, steps, batch)
+        medians = run_all(reps, names, data_dir, steps, batch)
+    if args.save:
+        import torch
+
+        import helpers as H
+
+        projection = medians.pop("projection", None)
+        H.merge_metrics(args.save, "bench", {"rates": medians, "projection": projection, "reps": reps,
+                                             "threads": torch.get_num_threads(), "native_bf16": H.native_bf16("cpu")})
+        print(f"saved to the bench section of {args.save}")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,9 @@ thread pools), both with OMP_NUM_THREADS=--threads:
   sklearn   PCA to 50 dimensions when D > 50, then sklearn.manifold.TSNE(init="pca", perplexity=30,
             random_state=seed): Barnes-Hut, exactly as tsne_embed did before openTSNE;
   opentsne  the same PCA step, then openTSNE.TSNE(perplexity=30, initialization="pca",
-            negative_gradient_method="fft", n_jobs=--threads, random_state=seed).
+            negative_gradient_method="fft", n_jobs=--threads, random_state=seed);
+  opentsne-bh  (only when asked for) the same with negative_gradient_method="bh", openTSNE's Barnes-Hut, which
+            helpers.tsne_embed uses below 10,000 points.
 
 Columns: wall seconds of PCA + t-SNE inside the fresh process (imports and loading excluded) and its CPU seconds
 (all threads; on a busy machine the wall time grows with the load, the CPU time much less); 5-NN accuracy of
@@ -48,7 +50,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = ("sklearn", "opentsne")
+METHODS = ("sklearn", "opentsne", "opentsne-bh")
 PERPLEXITY = 30.0
 PCA_DIMS = 50
 TRUST_SUBSET = 5000  # trustworthiness is O(N^2) in memory: at most this many points
@@ -71,7 +73,8 @@ def embed(method: str, z: np.ndarray, seed: int, threads: int, short: bool = Fal
     import openTSNE
 
     iters = {"early_exaggeration_iter": 50, "n_iter": 50} if short else {}
-    return np.asarray(openTSNE.TSNE(perplexity=PERPLEXITY, initialization="pca", negative_gradient_method="fft",
+    gradient = "bh" if method == "opentsne-bh" else "fft"
+    return np.asarray(openTSNE.TSNE(perplexity=PERPLEXITY, initialization="pca", negative_gradient_method=gradient,
                                     n_jobs=threads, random_state=seed, **iters).fit(z), dtype=np.float64)
 
 
@@ -175,7 +178,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, nargs="+", default=[4000, 25000], help="numbers of points (default 4000 25000)")
     ap.add_argument("--models", nargs="+", default=["lstm_ae", "vae_cnn"],
                     help="registry runs as NAME or NAME:BUDGET (default budget: full)")
-    ap.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    ap.add_argument("--methods", nargs="+", choices=METHODS, default=["sklearn", "opentsne"],
+                    help="default: sklearn opentsne")
     ap.add_argument("--threads", type=int, help="threads per t-SNE (default: all cores; 1 with --smoke)")
     ap.add_argument("--seed", type=int, default=0, help="t-SNE random_state (default 0)")
     ap.add_argument("--runs-dir", type=Path, default=ROOT / "runs", help="model cache (default: the repo's runs/)")
@@ -222,7 +226,7 @@ def main() -> None:
           f"seconds: wall time of PCA + t-SNE in a fresh process; CPU s: its CPU time, all threads")
     print(f"trustworthiness: 5 neighbours, on a fixed random subset of {trust_max} points when N > {trust_max}; "
           f"5-NN accuracy: train drawings -> test drawings, or a fixed 80/20 split above the real drawings")
-    print(f"{'method':9s} {'N':>6s}  {'model':14s} {'seconds':>8s} {'CPU s':>8s} {'5-NN acc':>9s} {'trustw':>7s} "
+    print(f"{'method':11s} {'N':>6s}  {'model':14s} {'seconds':>8s} {'CPU s':>8s} {'5-NN acc':>9s} {'trustw':>7s} "
           f"{'load':>5s}")
     row = 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -243,7 +247,7 @@ def main() -> None:
                                        load)
                 for method in args.methods:
                     seconds, cpu, acc, trust, load = results[method]
-                    print(f"{method:9s} {n:6d}  {spec:14s} {seconds:8.1f} {cpu:8.1f} {acc:9.4f} {trust:7.4f} "
+                    print(f"{method:11s} {n:6d}  {spec:14s} {seconds:8.1f} {cpu:8.1f} {acc:9.4f} {trust:7.4f} "
                           f"{load:5.2f}", flush=True)
 
 

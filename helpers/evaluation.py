@@ -444,36 +444,51 @@ def silhouette(z: np.ndarray, y: np.ndarray, sample_size: int | None = None, see
 
 
 def tsne_embed(z: np.ndarray, seed: int = 0, pca_dims: int = 50, *, perplexity: float = 30.0,
-               method: str = "fft", n_jobs: int = 1) -> np.ndarray:
+               method: str = "auto", n_jobs: int | None = None) -> np.ndarray:
     """2-D t-SNE embedding (N, 2) float64 of codes (N, D), with openTSNE (Policar et al., 2024): PCA to
     ``pca_dims`` first when D is larger (denoises and speeds up t-SNE, as van der Maaten & Hinton, 2008,
     recommend), then ``openTSNE.TSNE`` with PCA initialization, ``perplexity`` and ``random_state=seed``.
     ``perplexity`` must be below N (openTSNE lowers it, with a warning, to (N - 1) / 3 when it is above that).
 
     ``method`` approximates the repulsive forces: "fft" (FFT-accelerated interpolation, Linderman et al., 2019;
-    linear in N) or "bh" (Barnes-Hut, O(N log N), quicker for a few hundred points: 0.1 s of CPU for 60).
+    linear in N, but with a fixed cost per iteration), "bh" (Barnes-Hut, O(N log N)) or "auto" (openTSNE's own
+    rule: Barnes-Hut below 10,000 points, FFT from there). ``n_jobs``: threads; None takes OMP_NUM_THREADS when
+    set, else all cores.
 
-    Why openTSNE and not scikit-learn's Barnes-Hut TSNE: at the course's size, 25,000 codes, it took 290-311 s
-    against sklearn's 705-738 s (2 threads each, same loaded machine: ``bench/bench_tsne.py``) with the same
-    5-NN accuracy of the 2-D points (0.977 for both on the CNN-CNN VAE's codes) and trustworthiness within
-    0.004. At 4,000 codes the two take about as long.
+    Why openTSNE and not scikit-learn's Barnes-Hut TSNE (``bench/bench_tsne.py``, on a 2-core machine loaded by
+    training runs): at the course's size, 25,000 codes, FFT took 79-89 s of CPU against sklearn's 159-208 s on
+    one thread, and 290-311 s of wall time against 705-738 s on two; the 5-NN accuracy of the 2-D points and
+    their trustworthiness stayed within 0.01 of sklearn's (largest gaps: accuracy 0.009, openTSNE's the
+    higher; trustworthiness 0.004). At 4,000 codes FFT is slower than sklearn (29-37 s of CPU against 17-22 s),
+    openTSNE's Barnes-Hut quicker (13 s), with accuracy within 0.002 and trustworthiness within 0.007.
 
-    The same seed and ``n_jobs`` give the same output, bit for bit. Another ``n_jobs`` gives another embedding
-    (equally good): above 1,000 points openTSNE finds neighbours with Annoy, whose trees depend on the number
-    of threads that build them. Hence one thread by default, so that results do not depend on the machine."""
+    The same seed gives the same output, bit for bit, whatever ``n_jobs``: from 1,000 points on, the approximate
+    nearest neighbours (Annoy, built as openTSNE builds it) are found on one thread, because Annoy's trees depend
+    on the number of threads that build them; the rest of openTSNE gives identical results on any number of
+    threads (checked with FFT at 1,500 and 25,000 points, with Barnes-Hut at 4,000)."""
+    import os
+
     import openTSNE
     from sklearn.decomposition import PCA
 
     z = np.asarray(z, dtype=np.float64)
     if z.ndim != 2 or len(z) < 2 or z.shape[1] < 1:
         raise ValueError(f"z must be (N, D) with N >= 2 codes, got shape {z.shape}")
-    if not 0 < perplexity < len(z):
-        raise ValueError(f"perplexity must be positive and below N = {len(z)}, got {perplexity}")
-    if method not in ("fft", "bh"):
-        raise ValueError(f"method must be 'fft' or 'bh', got {method!r}")
+    n = len(z)
+    if not 0 < perplexity < n:
+        raise ValueError(f"perplexity must be positive and below N = {n}, got {perplexity}")
+    if method not in ("auto", "fft", "bh"):
+        raise ValueError(f"method must be 'auto', 'fft' or 'bh', got {method!r}")
+    if n_jobs is None:
+        omp = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+        n_jobs = int(omp) if omp.isdigit() and int(omp) > 0 else os.cpu_count() or 1
     if z.shape[1] > pca_dims:
-        z = PCA(n_components=min(pca_dims, len(z)), random_state=seed).fit_transform(z)
-    embedding = openTSNE.TSNE(n_components=2, perplexity=perplexity, initialization="pca",
+        z = PCA(n_components=min(pca_dims, n), random_state=seed).fit_transform(z)
+    neighbors = "exact"  # openTSNE's own choice below 1,000 points
+    if n >= 1000:  # Annoy with the k and seed openTSNE would use, but on one thread
+        k = min(n - 1, int(3 * min(perplexity, (n - 1) / 3)))
+        neighbors = openTSNE.nearest_neighbors.Annoy(z, k, n_jobs=1, random_state=seed)
+    embedding = openTSNE.TSNE(n_components=2, perplexity=perplexity, initialization="pca", neighbors=neighbors,
                               negative_gradient_method=method, n_jobs=n_jobs, random_state=seed).fit(z)
     return np.array(embedding, dtype=np.float64)  # a plain array: not holding openTSNE's affinities
 
