@@ -295,15 +295,30 @@ TABLES = {"data": table_data, "md5": table_md5, "autoencoders": table_autoencode
           "precision": table_precision, "bench": table_bench}
 
 
+# Sections written by separate commands, not by `make reproduce`: a report rendered from a run without them
+# (a quick run, a fresh reproduction) says which command fills them in, instead of failing.
+OPTIONAL_SECTIONS = {"seeds": "make seeds", "precision": "make precision-check", "bench": "make bench"}
+TABLE_SECTIONS = {"seeds": "seeds", "precision": "precision", "bench": "bench"}
+
+
 def render_report(template: str, metrics: dict) -> str:
     """The report text with every table and value marker filled from ``metrics``."""
+    def missing(section: str) -> bool:
+        return section in OPTIONAL_SECTIONS and section not in metrics
+
     def table(mt):
         name = mt["name"]
         if name not in TABLES:
             raise KeyError(f"report.md asks for table {name!r}; known tables: {', '.join(TABLES)}")
+        section = TABLE_SECTIONS.get(name)
+        if section and missing(section):
+            return mt.group(1) + f"(not in these results: run `{OPTIONAL_SECTIONS[section]}`)\n" + mt.group(4)
         return mt.group(1) + TABLES[name](metrics) + mt.group(4)
 
     def value(mt):
+        section = mt["key"].split(".")[0]
+        if missing(section):
+            return mt.group(1) + "n/a" + mt.group(5)
         return mt.group(1) + fmt(lookup(metrics, mt["key"]), mt["fmt"]) + mt.group(5)
 
     return VALUE_RE.sub(value, TABLE_RE.sub(table, template))

@@ -82,3 +82,15 @@ def test_readme_commands_are_the_ones_ci_and_tests_use():
     assert "make test" in ci
     assert re.search(r"^test: .*\n(\t.*\n)*\t\$\(PY\) -m pytest", makefile, re.M)
     assert "ruff check" in makefile
+
+
+def test_a_run_without_the_optional_sections_renders_with_a_pointer_to_their_command():
+    metrics = json.loads(METRICS.read_text())
+    for section in ("seeds", "precision", "bench"):
+        metrics.pop(section, None)
+    text = H.render_report(REPORT.read_text(), metrics)
+    assert "(not in these results: run `make seeds`)" in text and "run `make precision-check`" in text
+    assert "<!-- value:seeds.claims.fid_ranking.holds -->n/a<!-- /value -->" in text
+    del metrics["vae"]  # a section that `make reproduce` writes is still required
+    with pytest.raises(KeyError):
+        H.render_report(REPORT.read_text(), metrics)

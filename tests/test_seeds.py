@@ -2,11 +2,17 @@
 
 import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from helpers import seeds as S
 from helpers.report import read_metrics
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_metrics(lstm, cnn, elbo_cnn, elbo_gru, chosen="cpvae_fit"):
@@ -71,22 +77,37 @@ def test_write_seeds_names_the_missing_run_and_writes_nothing(tmp_path):
     assert written["seeds"]["stats"]["lstm_ae"]["test_mse"]["n"] == 2 and written["seeds"]["seeds"] == [0, 1]
 
 
-def test_a_second_call_trains_nothing(synthetic_dir, tmp_path, monkeypatch):
+RUN_SEEDS = """
+import json, sys
+from helpers import seeds as S
+ran = S.run_seeds(json.loads(sys.argv[1]), "tiny", runs_dir=sys.argv[2], log_output=False, notebooks=["03"])
+print(json.dumps({str(k): list(v) for k, v in ran.items()}))
+"""
+
+
+def run_seeds(seeds, runs, data_dir) -> dict:
+    """``run_seeds`` in a process of its own, as `make seeds` runs it (papermill's kernels and event loop stay
+    out of the test process)."""
+    out = subprocess.run([sys.executable, "-c", RUN_SEEDS, json.dumps(seeds), str(runs)], capture_output=True,
+                         text=True, cwd=ROOT, env={**os.environ, "QUICKDRAW_DIR": str(data_dir)}, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_a_second_call_trains_nothing(synthetic_dir, tmp_path):
     """A seed's notebook rerun finds its models in the cache; a seed already done runs no notebook at all."""
-    monkeypatch.setenv("QUICKDRAW_DIR", str(synthetic_dir))
     runs = tmp_path / "runs"
-    S.run_seeds([0, 1], "tiny", runs_dir=runs, log_output=False, notebooks=["03"])
+    assert run_seeds([0, 1], runs, synthetic_dir) == {"1": ["03_cnn_autoencoder"]}
     models = {p.parent.name: p.stat().st_mtime_ns for p in (runs / "models").glob("*/model.pt")} or None
     assert models and all(name.startswith("cnn_ae-") for name in models) and len(models) == 1
     out = S.seed_dir(1, "tiny", runs)
     first = read_metrics(out / "metrics.json")
     assert first["cnn_ae"]["seed"] == 1 and "03_cnn_autoencoder" in first["timings"]
 
-    assert S.run_seeds([0, 1], "tiny", runs_dir=runs, log_output=False, notebooks=["03"]) == {1: {}}  # done before
+    assert run_seeds([0, 1], runs, synthetic_dir) == {"1": []}  # done before: nothing runs
 
     (out / "metrics.json").unlink()  # as if interrupted before the notebook ended: it runs again
-    rerun = S.run_seeds([1], "tiny", runs_dir=runs, log_output=False, notebooks=["03"])
-    assert list(rerun[1]) == ["03_cnn_autoencoder"]
+    assert run_seeds([1], runs, synthetic_dir) == {"1": ["03_cnn_autoencoder"]}
     assert {p.parent.name: p.stat().st_mtime_ns for p in (runs / "models").glob("*/model.pt")} == models
     executed = (out / "notebooks" / "03_cnn_autoencoder.ipynb").read_text()
     assert "cnn_ae: loaded from" in executed and "cnn_ae: trained" not in executed
