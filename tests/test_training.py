@@ -101,6 +101,15 @@ def small_split():
 
 
 @pytest.fixture
+def sigint_raises():
+    """Python's own SIGINT handler (KeyboardInterrupt), also where the test process was started with SIGINT
+    ignored, as a background job of a non-interactive shell is (`nohup make test &`)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.fixture
 def one_thread():
     """Tiny models train faster on one thread here (2 cores, shared with other tests)."""
     threads = torch.get_num_threads()
@@ -148,7 +157,7 @@ def _raise_in(where: str, step: int):
 @pytest.mark.parametrize("where, step, saved_step", [("loss", 7, 6), ("evaluation", 6, 6), ("optimizer.step", 7, 7)])
 def test_ctrl_c_anywhere_in_a_step_then_resume_gives_the_uninterrupted_weights(spec, where, step, saved_step,
                                                                                small_split, tmp_path, monkeypatch,
-                                                                               one_thread):
+                                                                               one_thread, sigint_raises):
     reference = _ctrl_c_run(spec, small_split)
     ckpt = tmp_path / "ckpt.pt"
     if where == "optimizer.step":  # a real SIGINT as Adam finishes updating the weights, before the step counts
@@ -170,7 +179,7 @@ def test_ctrl_c_anywhere_in_a_step_then_resume_gives_the_uninterrupted_weights(s
 
 @pytest.mark.parametrize("spec", CTRL_C_SPECS, ids=["classifier", "vae"])
 def test_sigint_at_a_random_moment_then_resume_gives_the_uninterrupted_weights(spec, small_split, tmp_path,
-                                                                               one_thread):
+                                                                               one_thread, sigint_raises):
     cfg = H.TrainConfig(steps=20, batch_size=8, eval_every=2, ckpt_every=3)
     t0 = time.perf_counter()
     reference = _ctrl_c_run(spec, small_split, cfg)
