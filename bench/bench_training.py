@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 # Timed steps per measurement: about 2-4 s each on a 2-core CPU in fp32.
 STEPS = {"lstm_ae": 40, "cnn_ae": 80, "vae_gru": 25, "vae_cnn": 25, "cvae_cnn": 25, "classifier": 40}
 VARIANTS = [("plain", "fp32"), ("ours", "fp32"), ("plain", "bf16"), ("ours", "bf16")]
-TARGETS = {"lstm_ae": 1.6}  # bf16 / fp32 of our loop, from issue 14, where the CPU has native bf16
+TARGETS = {"lstm_ae": 1.6}  # bf16 / fp32 of our loop, the target where the CPU has native bf16
 REHEARSALS = ROOT / "runs" / "rehearse"
 SIZES = {"sample": 3000, "course": 20000}  # training drawings
 

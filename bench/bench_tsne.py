@@ -1,4 +1,4 @@
-"""t-SNE of latent codes at scale: scikit-learn's Barnes-Hut TSNE (what helpers.tsne_embed used up to issue 14)
+"""t-SNE of latent codes at scale: scikit-learn's Barnes-Hut TSNE
 against openTSNE's FFT-accelerated interpolation, on the codes of trained models, for speed and quality.
 
     python bench/bench_tsne.py                    # N = 4,000 and 25,000; lstm_ae and vae_cnn; both methods
