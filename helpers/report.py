@@ -295,10 +295,10 @@ TABLES = {"data": table_data, "md5": table_md5, "autoencoders": table_autoencode
           "precision": table_precision, "bench": table_bench}
 
 
-# Sections written by separate commands, not by `make reproduce`: a report rendered from a run without them
-# (a quick run, a fresh reproduction) says which command fills them in, instead of failing.
+# Sections written by separate commands, not by `make reproduce` (each fills the table of its own name): a
+# report rendered from a run without them (a quick run, a fresh reproduction) says which command fills them
+# in, instead of failing.
 OPTIONAL_SECTIONS = {"seeds": "make seeds", "precision": "make precision-check", "bench": "make bench"}
-TABLE_SECTIONS = {"seeds": "seeds", "precision": "precision", "bench": "bench"}
 
 
 def render_report(template: str, metrics: dict) -> str:
@@ -310,9 +310,8 @@ def render_report(template: str, metrics: dict) -> str:
         name = mt["name"]
         if name not in TABLES:
             raise KeyError(f"report.md asks for table {name!r}; known tables: {', '.join(TABLES)}")
-        section = TABLE_SECTIONS.get(name)
-        if section and missing(section):
-            return mt.group(1) + f"(not in these results: run `{OPTIONAL_SECTIONS[section]}`)\n" + mt.group(4)
+        if missing(name):
+            return mt.group(1) + f"(not in these results: run `{OPTIONAL_SECTIONS[name]}`)\n" + mt.group(4)
         return mt.group(1) + TABLES[name](metrics) + mt.group(4)
 
     def value(mt):
