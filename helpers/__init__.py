@@ -4,8 +4,22 @@ Notebooks and tests do ``import helpers as H`` (or ``from helpers import ...``).
 names of the submodules (each module's ``__all__``) and nothing else: no ``H.np``, no ``H.torch``.
 """
 
-from . import data, download, evaluation, experiments, explore, files, models, plotting, report, samplers, training
+from . import (
+    data,
+    devices,
+    download,
+    evaluation,
+    experiments,
+    explore,
+    files,
+    models,
+    plotting,
+    report,
+    samplers,
+    training,
+)
 from .data import *  # noqa: F403
+from .devices import *  # noqa: F403
 from .download import *  # noqa: F403
 from .evaluation import *  # noqa: F403
 from .experiments import *  # noqa: F403
@@ -17,5 +31,6 @@ from .report import *  # noqa: F403
 from .samplers import *  # noqa: F403
 from .training import *  # noqa: F403
 
-__all__ = [name for module in (data, download, evaluation, experiments, explore, files, models, plotting, report,
-                                samplers, training) for name in module.__all__]
+_MODULES = (data, devices, download, evaluation, experiments, explore, files, models, plotting, report, samplers,
+            training)
+__all__ = [name for module in _MODULES for name in module.__all__]

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .files import atomic_save_npy, atomic_write_text
+from .files import atomic_save_npy, atomic_write_text, repo_path
 
 __all__ = [
     "CLASS_NAMES", "FILES", "DEFAULT_DATA_DIR", "SYNTHETIC_MARKER", "DataError", "QuickDraw", "resolve_data_dir",
@@ -95,9 +95,12 @@ def split_validation(data: QuickDraw, fraction: float = VALIDATION["fraction"], 
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """The data folder: ``$QUICKDRAW_DIR`` when set, else ``data_dir``, else data/quickdraw_subset_np."""
+    """The data folder: ``$QUICKDRAW_DIR`` when set (a path as the shell sees it: relative to the working
+    directory), else ``data_dir``, else data/quickdraw_subset_np (both relative to the repository root)."""
     env = os.environ.get("QUICKDRAW_DIR")
-    return Path(env or data_dir or DEFAULT_DATA_DIR).expanduser()
+    if env:
+        return Path(env).expanduser().absolute()
+    return repo_path(data_dir or DEFAULT_DATA_DIR)
 
 
 def md5sum(path: str | os.PathLike) -> str:

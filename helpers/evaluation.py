@@ -5,7 +5,8 @@ Shapes and units: images are torch tensors (N, 1, 28, 28) float32 in [0, 1] (``h
 they are moved batch by batch to the model's device. Likelihoods and bounds are in nats per image
 (summed over the 784 pixels and the latent dimensions, averaged over images), like ``vae_loss``.
 Every function puts the models it uses in eval mode under ``torch.no_grad()`` (and bfloat16 autocast for a
-model trained at ``precision="bf16"``) and restores their mode.
+model trained at ``precision="bf16"``) and restores their mode. Tensors on the model's device stay float32
+(MPS has no float64): sums and other float64 arithmetic happen in NumPy, after ``_host``.
 
 A model counts as a VAE when it has ``decode_logits`` (see ``helpers.models.VAE``); otherwise it is an
 autoencoder with ``encode``/``decode``/``forward``. A conditional VAE (``n_classes`` > 0) needs the class
@@ -20,12 +21,12 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 from scipy import linalg
-from scipy.special import rel_entr
+from scipy.special import logsumexp, rel_entr, softmax
 from torch import nn
 from torch.nn import functional as F
 
+from .devices import autocast
 from .models import n_params
-from .training import autocast
 
 __all__ = [
     "reconstruct", "reconstruction_mse", "mean_image_mse", "encode_all", "vae_elbo", "iwae_bound", "active_units",
@@ -107,6 +108,11 @@ def _batches(n: int, batch_size: int):
         yield slice(start, min(start + batch_size, n))
 
 
+def _host(t: torch.Tensor) -> np.ndarray:
+    """A device tensor as a float64 NumPy array on the CPU (converted there, never on the device)."""
+    return t.detach().float().cpu().numpy().astype(np.float64)
+
+
 def _bernoulli_log_lik(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """log p(x|z) of a Bernoulli decoder, summed over the pixels: (..., 1, 28, 28) -> (...), in nats.
     It is minus the binary cross-entropy of ``vae_loss`` (pixels in [0, 1] act as soft targets)."""
@@ -153,7 +159,7 @@ def reconstruction_mse(model: nn.Module, X: torch.Tensor, batch_size: int = 500,
     total = 0.0
     for sl in _batches(len(X), batch_size):  # batch by batch, so no second copy of X is held
         rec = reconstruct(model, X[sl], batch_size, y=None if y is None else y[sl])
-        total += float((rec.double() - X[sl].cpu().double()).pow(2).sum())
+        total += float(np.square(_host(rec) - _host(X[sl])).sum())
     return total / X.numel()
 
 
@@ -161,8 +167,8 @@ def mean_image_mse(X_train: torch.Tensor, X_test: torch.Tensor) -> float:
     """Baseline for ``reconstruction_mse``: predict the mean training image for every test image.
     Returns the per-pixel MSE on X_test (mean over pixels and images)."""
     X_train, X_test = _check_images(X_train, "X_train"), _check_images(X_test, "X_test")
-    mean = X_train.double().mean(0).to(X_test.device)  # (1, 28, 28)
-    return float((X_test.double() - mean).pow(2).mean())
+    mean = _host(X_train).mean(0)  # (1, 28, 28)
+    return float(np.square(_host(X_test) - mean).mean())
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -204,7 +210,7 @@ def vae_elbo(model: nn.Module, X: torch.Tensor, y=None, batch_size: int = 500, s
     X = _check_images(X)
     y = _labels(model, y, len(X), "vae_elbo")
     device, g = _device(model), torch.Generator().manual_seed(seed)
-    rec_sum, kl_sum, mus, eps = 0.0, 0.0, [], None
+    rec_sum, kl_sum, mus, eps = 0.0, 0.0, [], None  # float64 sums, on the CPU
     with _evaluating(model):
         for sl in _batches(len(X), batch_size):
             x, yb = X[sl].to(device), None if y is None else y[sl].to(device)
@@ -214,8 +220,8 @@ def vae_elbo(model: nn.Module, X: torch.Tensor, y=None, batch_size: int = 500, s
             if eps is None:
                 eps = torch.randn((len(X), mu.shape[1]), generator=g)
             z = mu + eps[sl].to(device) * torch.exp(0.5 * logvar)
-            rec_sum -= float(_bernoulli_log_lik(model.decode_logits(z, yb), x).double().sum())
-            kl_sum = kl_sum + model.kl(mu, logvar, yb).double().sum(0).cpu()  # (D,)
+            rec_sum -= float(_host(_bernoulli_log_lik(model.decode_logits(z, yb), x)).sum())
+            kl_sum = kl_sum + _host(model.kl(mu, logvar, yb)).sum(0)  # (D,)
             mus.append(mu.float().cpu())
     n = len(X)
     kl_per_dim = (kl_sum / n).tolist()
@@ -257,8 +263,8 @@ def iwae_bound(model: nn.Module, X: torch.Tensor, y=None, k: int = 100, batch_si
                 y_rep_z = None if yb is None else y_rep.reshape(kc, B)
                 log_pz = _log_normal(z, model.prior_mean(z, y_rep_z), torch.zeros_like(z))
                 log_qz = _log_normal(z, mu, logvar)
-                log_w.append((log_px + log_pz - log_qz).double())
-            bound = torch.logsumexp(torch.cat(log_w), dim=0) - math.log(k)  # (B,) lower bound of log p(x)
+                log_w.append(_host(log_px + log_pz - log_qz))
+            bound = logsumexp(np.concatenate(log_w), axis=0) - math.log(k)  # (B,) lower bound of log p(x)
             total -= float(bound.sum())
     return total / len(X)
 
@@ -289,9 +295,9 @@ def classifier_outputs(clf: nn.Module, X: torch.Tensor,
             f = clf.features(x)
             # The head on the features equals clf(x) and saves a second pass through the body.
             logits = clf.head(f) if hasattr(clf, "head") else clf(x)
-            feats.append(f.double().cpu())
-            probs.append(torch.softmax(logits.double(), dim=1).cpu())
-    return torch.cat(feats).numpy(), torch.cat(probs).numpy()
+            feats.append(_host(f))
+            probs.append(softmax(_host(logits), axis=1))
+    return np.concatenate(feats), np.concatenate(probs)
 
 
 def frechet_distance(f1: np.ndarray, f2: np.ndarray, eps: float = 1e-6) -> float:
@@ -512,8 +518,8 @@ def nearest_training(samples: torch.Tensor, X_train: torch.Tensor,
         # directly, since that path loses precision near 0 (an exact copy would not come out as 0).
         nearest = torch.cdist(s, train).argmin(1)
         idx.append(nearest.cpu())
-        dist.append((s.double() - train[nearest].double()).norm(dim=1).cpu())
-    return torch.cat(idx).numpy().astype(np.int64), torch.cat(dist).numpy()
+        dist.append(np.linalg.norm(_host(s) - _host(train[nearest]), axis=1))
+    return torch.cat(idx).numpy().astype(np.int64), np.concatenate(dist)
 
 
 def _one_drawing(x, name: str) -> torch.Tensor:

@@ -120,7 +120,7 @@ def on_whole_training_split(run: Experiment) -> Experiment:
 def train_experiment(run: Experiment | str, data, budget: str = "full", seed: int = 0, precision: str = "fp32",
                      **kwargs):
     """``train_or_load`` of a registered run (or its name) at ``budget`` and ``precision`` ("fp32" or "bf16",
-    see ``helpers.training.autocast``): (model in eval mode, record).
+    see ``helpers.devices.autocast``): (model in eval mode, record).
     ``data`` is the loaded folder; a run with ``train_on="fit"`` trains without the validation part.
     ``kwargs`` go to ``train_or_load`` (device, runs_dir, progress, verbose)."""
     if isinstance(run, str):

@@ -1,4 +1,8 @@
-"""Atomic file writes: every file this project writes goes through here.
+"""Paths and atomic file writes: every file this project writes goes through here.
+
+Relative paths given to helpers (the notebooks' ``data_dir``, ``fig_dir``, ``results_path``, ``runs_dir``) are
+taken from the repository root (``repo_path``), not from the working directory: a notebook finds the same
+folders whether its kernel starts in notebooks/, in the root, or elsewhere (Colab starts in /content).
 
 A write goes to a temporary file in the same folder, is flushed to disk, then renamed over the target
 (``os.replace`` is atomic on POSIX and Windows), so an interrupted run leaves either the old file or the
@@ -18,9 +22,24 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
-    "atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_save_npy",
-    "atomic_torch_save", "atomic_savefig", "locked",
+    "ROOT", "repo_path", "atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_json",
+    "atomic_save_npy", "atomic_torch_save", "atomic_savefig", "locked",
 ]
+
+
+ROOT = Path(__file__).resolve().parent.parent  # the checkout that holds helpers/ (installed with pip -e)
+
+
+def repo_path(path: str | os.PathLike) -> Path:
+    """``path`` with ``~`` expanded, and a relative one taken from the repository root."""
+    path = Path(path).expanduser()
+    if path.is_absolute():
+        return path
+    if not (ROOT / "notebooks").is_dir():
+        raise ValueError(f"relative path {str(path)!r}: helpers is installed at {ROOT}, which is not a checkout of "
+                         f"this repository (no notebooks/ beside it); install it with `pip install -e .` from the "
+                         f"checkout, or give an absolute path")
+    return ROOT / path
 
 
 @contextlib.contextmanager
@@ -89,7 +108,7 @@ def locked(path: str | os.PathLike, waiting: str | None = None) -> Iterator[None
     except ImportError:  # Windows
         yield from _locked_with_filelock(lock, waiting)
         return
-    with open(lock, "a") as f:
+    with open(lock, "a", encoding="utf-8") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

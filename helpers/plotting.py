@@ -1,7 +1,7 @@
 """Plotting: every figure of the notebooks. Functions return a matplotlib Figure; ``savefig`` writes it.
 
 Drawings are shown as black strokes on white (``gray_r``), the way they were drawn. Image grids come from
-``torchvision.utils.make_grid``.
+``grid_image``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .data import CLASS_NAMES, ink_fraction
-from .files import atomic_savefig
+from .files import atomic_savefig, repo_path
 
 __all__ = [
     "savefig", "grid_image", "class_counts", "examples_per_class", "mean_drawings", "ink_histograms",
@@ -28,8 +28,9 @@ PAD = 2  # pixels between drawings in a grid
 
 
 def savefig(fig, fig_dir: str | os.PathLike, name: str, dpi: int = 150) -> Path:
-    """Write ``fig`` to ``fig_dir/name`` (PNG, atomically) and return the path."""
-    return atomic_savefig(fig, Path(fig_dir) / name, dpi=dpi)
+    """Write ``fig`` to ``fig_dir/name`` (PNG, atomically; a relative ``fig_dir`` is taken from the repository
+    root) and return the path."""
+    return atomic_savefig(fig, repo_path(fig_dir) / name, dpi=dpi)
 
 
 def _as_images(x) -> torch.Tensor:
@@ -44,11 +45,19 @@ def _as_images(x) -> torch.Tensor:
     return x.float()
 
 
-def grid_image(images, nrow: int) -> np.ndarray:
-    """(N, 1, 28, 28) -> one (H, W) array with ``nrow`` drawings per row, gray padding between them."""
-    from torchvision.utils import make_grid  # here, not at the top: torchvision adds ~2 s to `import helpers`
-
-    return make_grid(_as_images(images), nrow=nrow, padding=PAD, pad_value=0.35)[0].numpy()
+def grid_image(images, nrow: int, pad_value: float = 0.35) -> np.ndarray:
+    """(N, 1, 28, 28) -> one (H, W) float32 array with ``nrow`` drawings per row and ``PAD`` pixels of
+    gray between and around them (the layout of torchvision's ``make_grid``, without needing torchvision,
+    whose builds are tied to one torch release each)."""
+    x = _as_images(images)[:, 0].numpy()  # (N, h, w)
+    n, h, w = x.shape
+    cols = min(nrow, n)
+    rows = -(-n // cols)
+    grid = np.full((rows * (h + PAD) + PAD, cols * (w + PAD) + PAD), pad_value, dtype=np.float32)
+    for i, image in enumerate(x):
+        r, c = divmod(i, cols)
+        grid[PAD + r * (h + PAD):PAD + r * (h + PAD) + h, PAD + c * (w + PAD):PAD + c * (w + PAD) + w] = image
+    return grid
 
 
 def _show_grid(ax, images, nrow: int, row_labels=None, col_labels=None):

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 from .experiments import runs_of
-from .files import atomic_write_json, locked
+from .files import atomic_write_json, locked, repo_path
 
 __all__ = [
     "read_metrics", "merge_metrics", "TABLE_RE", "VALUE_RE", "lookup", "md_table", "TABLES",
@@ -35,12 +35,13 @@ def _plain(value):
 
 
 def read_metrics(path: str | os.PathLike) -> dict:
-    """The metrics so far ({} when the file does not exist yet); a corrupt file is an error, never reset."""
-    path = Path(path)
+    """The metrics so far ({} when the file does not exist yet); a corrupt file is an error, never reset.
+    A relative ``path`` is taken from the repository root."""
+    path = repo_path(path)
     if not path.exists():
         return {}
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not valid JSON ({e}); fix or delete it, then rerun") from e
 
@@ -48,7 +49,9 @@ def read_metrics(path: str | os.PathLike) -> dict:
 def merge_metrics(path: str | os.PathLike, section: str, values: dict, update: bool = False) -> dict:
     """Replace ``section`` of the metrics file with ``values`` (``update=True``: add and replace only the keys
     of ``values`` in it), other sections kept; written atomically. The read-modify-write holds a lock
-    (``<path>.lock``), so processes merging at once keep every section. Returns the section."""
+    (``<path>.lock``), so processes merging at once keep every section. Returns the section. A relative
+    ``path`` is taken from the repository root."""
+    path = repo_path(path)
     values = _plain(values)
     with locked(path):
         metrics = read_metrics(path)
@@ -335,7 +338,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None, help="default: rewrite the template in place")
     args = ap.parse_args(argv)
     try:
-        text = render_report(Path(args.template).read_text(), read_metrics(args.metrics))
+        text = render_report(Path(args.template).read_text(encoding="utf-8"), read_metrics(args.metrics))
     except (KeyError, ValueError, OSError) as e:
         print(f"error: cannot render {args.template} from {args.metrics}: {e}", file=sys.stderr)
         return 1

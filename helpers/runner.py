@@ -4,26 +4,33 @@ Checks before anything runs: the data folder loads (helpers.load_quickdraw), and
 declared by the notebook with a value of its declared type (papermill only warns about unknown names; here
 they are errors). Executed copies go to runs/notebooks/; a failing notebook stops the run with its name,
 the failing cell and the error. The wall time of each notebook is merged into the results file.
+
+Ctrl-C interrupts the running kernel as JupyterLab's stop button does (a model in training writes its
+checkpoint), and the run ends with one line that says what stopped and how to go on.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import os
+import signal
 import sys
 import time
 import uuid
 from pathlib import Path
 
 from .data import DataError, load_quickdraw, resolve_data_dir
+from .devices import PRECISIONS, check_precision, pick_device
 from .experiments import BUDGETS
+from .files import ROOT
 from .report import merge_metrics
-from .training import PRECISIONS
 
-__all__ = ["SMALL_PARAMS", "CHOICES", "ParameterError", "notebooks", "check_parameters", "run_notebook", "reproduce"]
+__all__ = ["SMALL_PARAMS", "CHOICES", "ParameterError", "Interrupted", "notebooks", "check_parameters", "run_notebook",
+           "reproduce"]
 
-ROOT = Path(__file__).resolve().parent.parent
+
 NOTEBOOK_DIR = ROOT / "notebooks"
 
 # The small runs: every notebook that declares ``budget`` gets "quick" (QUICK=1, a demo in minutes) or "tiny"
@@ -43,6 +50,10 @@ CHOICES = {"budget": BUDGETS, "precision": PRECISIONS, "progress": ("auto", "tex
 
 class ParameterError(ValueError):
     """A parameter the notebook does not declare, or a value of the wrong type."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C stopped a notebook; the message says where, what was saved and how to resume."""
 
 
 def notebooks(only: list[str] | None = None) -> list[Path]:
@@ -75,11 +86,14 @@ def check_parameters(path: Path, params: dict) -> None:
                                  f"{', '.join(map(repr, CHOICES[name]))}")
 
 
-def _kernel_manager_class():
+def _kernel_manager_class(log_path: Path | None = None):
     """The kernel manager of papermill's kernels: nbclient's default (AsyncKernelManager) with IPC transport
     on POSIX. The kernels are local and short-lived: Unix sockets in Jupyter's runtime folder (mode 0700),
     which only this user can open, rather than TCP ports on localhost that any local user can reach,
-    unencrypted (what ipykernel rightly warns about: "Kernel is running over TCP without encryption")."""
+    unencrypted (what ipykernel rightly warns about: "Kernel is running over TCP without encryption").
+    With ``log_path``, the kernel process's own output (its log, not the cells' output, which papermill
+    shows) goes to that file rather than to the terminal: jupyter_client interrupts a kernel as it shuts it
+    down, and a kernel still finishing its last reply logs that as an error."""
     from jupyter_client.manager import AsyncKernelManager
     from jupyter_core.paths import jupyter_runtime_dir
     from jupyter_core.utils import ensure_dir_exists
@@ -89,6 +103,16 @@ def _kernel_manager_class():
         return AsyncKernelManager
 
     class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            _kernels.append(self)
+
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            if log_path is None:
+                return await super()._async_launch_kernel(kernel_cmd, **kw)
+            with open(log_path, "a", encoding="utf-8") as log:  # the child keeps its own copy of the file
+                return await super()._async_launch_kernel(kernel_cmd, stdout=log, stderr=log, **kw)
+
         @default("transport")
         def _default_transport(self):
             return "ipc"
@@ -103,8 +127,38 @@ def _kernel_manager_class():
     return IPCKernelManager
 
 
+_kernels: list = []  # the kernel managers papermill has started, for Ctrl-C to reach their kernels
+
+
+@contextlib.contextmanager
+def _ctrl_c_interrupts_the_kernel():
+    """While a notebook runs, Ctrl-C sends SIGINT to its kernel (a session of its own, which the terminal's
+    Ctrl-C does not reach) instead of stopping this process mid-message: the cell ends with
+    KeyboardInterrupt, as after JupyterLab's stop button, and papermill reports it. A second Ctrl-C stops
+    this process at once. POSIX only; elsewhere Ctrl-C keeps Python's default."""
+    if os.name != "posix" or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+
+    def interrupt(signum, frame):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for km in _kernels:
+            pid = getattr(getattr(km, "provisioner", None), "pid", None)
+            if pid:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGINT)
+
+    signal.signal(signal.SIGINT, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        _kernels.clear()
+
+
 def run_notebook(path: Path, params: dict, out_dir: Path, log_output: bool = True) -> float:
-    """Execute one notebook with papermill (cwd = notebooks/); return its wall time in seconds."""
+    """Execute one notebook with papermill (cwd = notebooks/); return its wall time in seconds. Raises
+    ``Interrupted`` after Ctrl-C, RuntimeError when a cell fails."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -113,13 +167,28 @@ def run_notebook(path: Path, params: dict, out_dir: Path, log_output: bool = Tru
     out = out_dir / path.name
     t0 = time.perf_counter()
     try:
-        papermill.execute_notebook(str(path), str(out), parameters=params, cwd=str(path.parent),
-                                   kernel_name="python3", log_output=log_output, progress_bar=False,
-                                   kernel_manager_class=_kernel_manager_class())
+        with _ctrl_c_interrupts_the_kernel():
+            papermill.execute_notebook(str(path), str(out), parameters=params, cwd=str(path.parent),
+                                       kernel_name="python3", log_output=log_output, progress_bar=False,
+                                       kernel_manager_class=_kernel_manager_class(out.with_suffix(".kernel.log")))
     except PapermillExecutionError as e:
+        if e.ename == "KeyboardInterrupt":
+            what = e.evalue or "no model was training"
+            raise Interrupted(f"{path.name} stopped in cell {e.cell_index}: {what}") from None
         raise RuntimeError(f"{path.name} failed in cell {e.cell_index} (execution count {e.exec_count}): "
                            f"{e.ename}: {e.evalue}\n  executed copy with the traceback: {out}") from None
+    except KeyboardInterrupt:
+        raise Interrupted(f"{path.name} stopped (Ctrl-C twice)") from None
     return time.perf_counter() - t0
+
+
+def _check_precision(params: dict) -> None:
+    """bf16 where the device has no native bfloat16 is an error before any notebook runs."""
+    if params.get("precision", "fp32") != "fp32":
+        try:
+            check_precision(pick_device(params.get("device", "auto")), params["precision"])
+        except ValueError as e:
+            raise ParameterError(str(e)) from None
 
 
 def reproduce(only=None, budget: str = "full", extra: dict | None = None, fig_dir=None, results_path=None,
@@ -148,6 +217,7 @@ def reproduce(only=None, budget: str = "full", extra: dict | None = None, fig_di
     if unknown:  # a typo must not be silently ignored
         raise ParameterError(f"unknown parameter(s) {', '.join(unknown)}: no notebook of "
                              f"{', '.join(p.name for p in paths)} declares them")
+    _check_precision({**common, **extra})
     plans = []
     for p in paths:  # check every notebook's parameters before running the first one
         params = {k: v for k, v in {**common, **extra}.items() if k in _declared(p)}
@@ -184,12 +254,22 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="*", help="notebook numbers or names (default: all, in order)")
     ap.add_argument("--quick", action="store_true", help="the quick budget; outputs under runs/quick/")
+    ap.add_argument("--budget", choices=BUDGETS, help="the models' budget (default: full; --quick: quick)")
+    ap.add_argument("--out", type=Path, help="write figures, metrics.json and executed notebooks here")
+    ap.add_argument("--runs-dir", type=Path, help="model cache (default: runs/)")
     ap.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                     help="a notebook parameter (Python literal), e.g. -p seed 1")
     args = ap.parse_args(argv)
+    budget = args.budget or ("quick" if args.quick or os.environ.get("QUICK") == "1" else "full")
+    out = args.out.resolve() if args.out else None
     try:
-        reproduce(only=args.only, budget="quick" if args.quick or os.environ.get("QUICK") == "1" else "full",
-                  extra={k: _literal(v) for k, v in args.p})
+        reproduce(only=args.only, budget=budget, extra={k: _literal(v) for k, v in args.p},
+                  fig_dir=out and out / "figures", results_path=out and out / "metrics.json",
+                  out_dir=out and out / "notebooks", runs_dir=args.runs_dir)
+    except Interrupted as e:
+        print(f"interrupted: {e}. Run the same command again to go on from there "
+              f"(trained models load from the cache, a checkpoint resumes).", file=sys.stderr)
+        return 130
     except (DataError, ParameterError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -24,9 +24,10 @@ import sys
 from pathlib import Path
 
 from .data import DataError
+from .devices import PRECISIONS
+from .files import ROOT
 from .report import merge_metrics, read_metrics
-from .runner import ROOT, ParameterError, reproduce
-from .training import PRECISIONS
+from .runner import ParameterError, reproduce
 
 
 def check_precision(precision: str) -> None:

@@ -9,18 +9,15 @@ run resumes where it stopped and ends with the same weights as an uninterrupted 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import json
 import math
 import os
-import platform
 import random
 import signal
 import sys
 import threading
 import time
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,12 +26,12 @@ import torch
 from torch import nn
 
 from .data import QuickDraw, to_tensor
-from .files import atomic_torch_save, locked
+from .devices import PRECISIONS, autocast, check_precision, keep_freed_memory, rng_state, set_rng_state
+from .files import atomic_torch_save, locked, repo_path
 from .models import MODEL_KINDS
 
 __all__ = [
-    "set_seed", "pick_device", "keep_freed_memory", "progress_bar", "PRECISIONS", "native_bf16", "autocast",
-    "TrainConfig", "batch_indices", "evaluate",
+    "set_seed", "progress_bar", "TrainConfig", "batch_indices", "evaluate",
     "fit", "build_model", "config_key", "train_or_load", "untrained_model",
 ]
 
@@ -48,48 +45,6 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def pick_device(device: str = "auto") -> torch.device:
-    """'auto' picks cuda, then mps, then cpu; 'cpu', 'cuda', 'cuda:1', 'mps' are taken as given."""
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    kind = str(device).split(":")[0]
-    if kind not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'mps', got {device!r}")
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but CUDA is not available here; use 'auto' or 'cpu'")
-    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError(f"device {device!r} asked for, but MPS is not available here; use 'auto' or 'cpu'")
-    return torch.device(device)
-
-
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters, from glibc's malloc.h
-_KEEP_BYTES = 1 << 30
-_kept_freed_memory: bool | None = None
-
-
-def keep_freed_memory() -> bool:
-    """Make glibc's malloc keep freed memory for reuse instead of handing it back to the OS (CPU speed-up).
-
-    Every training step frees and allocates the same large buffers; with glibc's defaults each step gets
-    them as fresh, page-faulting memory. Raising the mmap and trim thresholds to 1 GiB lets the heap reuse
-    them (bench/README.md has the measurements). Results are unchanged. The cost: the process keeps its peak
-    memory until it exits. Process-wide and idempotent; returns whether it applied (False where the C
-    library is not glibc: macOS, Windows, musl). ``fit`` calls it when training on the CPU.
-    """
-    global _kept_freed_memory
-    if _kept_freed_memory is None:
-        _kept_freed_memory = False
-        if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
-            libc = ctypes.CDLL(None)
-            _kept_freed_memory = bool(libc.mallopt(_M_MMAP_THRESHOLD, _KEEP_BYTES)
-                                      and libc.mallopt(_M_TRIM_THRESHOLD, _KEEP_BYTES))
-    return _kept_freed_memory
-
-
 def progress_bar(total: int, desc: str, progress: bool | str = True, **kw):
     """A tqdm bar. progress=True/'auto': a widget in JupyterLab, text in a terminal; 'text': plain text on
     stderr, updated at most every 5 s (what papermill logs show); False/'off': no bar."""
@@ -100,40 +55,6 @@ def progress_bar(total: int, desc: str, progress: bool | str = True, **kw):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, disable=progress in (False, "off", None), **kw)
-
-
-PRECISIONS = ("fp32", "bf16")  # float32 throughout (bit-reproducible); bfloat16 autocast of the forward passes
-
-
-def native_bf16(device: str | torch.device = "cpu") -> bool:
-    """Whether the device computes bfloat16 natively, so that "bf16" is faster than "fp32" there. On the CPU
-    it is PyTorch's own test (torch.cpu: AVX-512 BF16 or AMX tiles, which oneDNN uses for bf16 matrix
-    products); without them bf16 is emulated and slower. CUDA: compute capability 8.0 or newer."""
-    device = torch.device(device)
-    if device.type == "cpu":
-        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported(including_emulation=False)
-    return device.type == "mps"
-
-
-_warned_bf16: set = set()
-
-
-def autocast(device: str | torch.device, precision: str = "fp32"):
-    """The context of forward passes at ``precision``: ``torch.autocast`` to bfloat16 for "bf16" (matrix
-    products and convolutions in bf16, losses and reductions in float32, as PyTorch's autocast lists say),
-    switched off for "fp32". Says once per device when bf16 is not native there, and so slower."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    device = torch.device(device)
-    if precision == "bf16" and device.type not in _warned_bf16:
-        _warned_bf16.add(device.type)
-        if not native_bf16(device):
-            warnings.warn(f"precision 'bf16': this {device.type} has no native bfloat16 (no AVX-512 BF16 or AMX "
-                          f"on a CPU, compute capability < 8 on CUDA), so bf16 runs slower than fp32, not faster",
-                          RuntimeWarning, stacklevel=2)
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 @dataclass
@@ -169,14 +90,18 @@ class TrainConfig:
         return max(1, n // min(self.batch_size, n))
 
 
+def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The order of the ``n`` training drawings in epoch ``epoch`` (0-based): a permutation from a CPU
+    generator seeded by the run's seed and the epoch, the same on every device."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+
+
 def batch_indices(n: int, batch_size: int, seed: int, step: int) -> torch.Tensor:
     """The indices of batch ``step`` (0-based): epochs are seeded permutations of 0..n-1, cut into full
     batches. A pure function of its arguments, so a resumed run sees the same batches."""
     batch_size = min(batch_size, n)
-    per_epoch = n // batch_size
-    epoch, i = divmod(step, per_epoch)
-    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n, generator=g)[i * batch_size:(i + 1) * batch_size]
+    epoch, i = divmod(step, n // batch_size)
+    return epoch_permutation(n, seed, epoch)[i * batch_size:(i + 1) * batch_size]
 
 
 @torch.no_grad()
@@ -236,7 +161,10 @@ class _Run:
         self.history: dict = {"train": {"step": []}, "val": {"step": []}, "steps_per_epoch": self.per_epoch,
                               "log_every": self.log_every}
         self.step, self.elapsed, self.saved_step = 0, 0.0, None
-        self.window: dict[str, float] = {}  # sums of the loss parts since the last logged point
+        self.device = train[0].device
+        self.window: dict[str, float] = {}  # sums of the loss parts since the last logged point (flushed steps)
+        self.pending: list[dict[str, torch.Tensor]] = []  # the parts of the steps since, still on the device
+        self.order: tuple[int, torch.Tensor] | None = None  # (epoch, its permutation on the device)
         self.mark_boundary()
 
     def resume(self, path: Path) -> None:
@@ -244,24 +172,27 @@ class _Run:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.elapsed, self.history = state["step"], state["elapsed"], state["history"]
-        self.window = state.get("window", {})  # absent from older checkpoints
-        torch.set_rng_state(state["rng"])
+        self.window = state["window"]
+        rng = state["rng"]
+        set_rng_state(rng if isinstance(rng, dict) else {"cpu": rng}, self.device)
         self.saved_step = self.step
         self.mark_boundary()
 
     def mark_boundary(self) -> None:
-        """Copy what the next forward pass changes before its step commits: the RNG state and the buffers."""
-        self.rng = torch.get_rng_state()
+        """Copy what the next forward pass changes before its step commits: the RNG states (the CPU's and the
+        device's) and the buffers."""
+        self.rng = rng_state(self.device)
         self.buffers = [b.clone() for b in self.model.buffers()]
 
     def rewind(self) -> None:
-        """Put back the RNG state and buffers of the last boundary (after Ctrl-C in an unfinished step)."""
-        torch.set_rng_state(self.rng)
+        """Put back the RNG states and buffers of the last boundary (after Ctrl-C in an unfinished step)."""
+        set_rng_state(self.rng, self.device)
         with torch.no_grad():
             for b, saved in zip(self.model.buffers(), self.buffers):
                 b.copy_(saved)
 
     def save(self, path: Path) -> None:
+        self.flush()  # a non-finite loss stops here, before its weights reach the checkpoint
         atomic_torch_save(path, {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                                  "step": self.step, "elapsed": self.elapsed, "history": self.history,
                                  "window": self.window, "rng": self.rng, "config": asdict(self.cfg)})
@@ -277,24 +208,46 @@ class _Run:
         for k, v in values.items():
             h.setdefault(k, []).append(v)
 
+    def batch(self) -> torch.Tensor:
+        """The indices of batch number ``self.step`` on the device (``batch_indices``), from the epoch's
+        permutation, which goes to the device once per epoch rather than once per step."""
+        epoch, i = divmod(self.step, self.per_epoch)
+        if self.order is None or self.order[0] != epoch:
+            self.order = (epoch, epoch_permutation(self.n, self.cfg.seed, epoch).to(self.device))
+        return self.order[1][i * self.bs:(i + 1) * self.bs]
+
+    def flush(self) -> None:
+        """Add the pending steps' loss parts to the window's sums: one copy from the device for all of them
+        (the loop itself never waits for the device). Raises FloatingPointError, naming the first step whose
+        loss is NaN or infinite; it is at most a logging window old, and no checkpoint holds its weights."""
+        if not self.pending:
+            return
+        keys = list(self.pending[0])
+        values = torch.stack([torch.stack([p[k].float() for k in keys]) for p in self.pending]).cpu().tolist()
+        first = self.step - len(self.pending) + 1
+        for i, row in enumerate(values):
+            loss = row[keys.index("loss")]
+            if not math.isfinite(loss):
+                self.pending = []
+                raise FloatingPointError(f"{self.desc}: the loss became {loss} at step {first + i}; training "
+                                         f"stopped. Try a lower learning rate than {self.cfg.lr}.")
+            for k, v in zip(keys, row):
+                self.window[k] = self.window.get(k, 0.0) + v
+        self.pending = []
+
     def train_step(self) -> None:
-        """One Adam step on batch number ``self.step``; the NaN guard stops before the weights change."""
-        idx = batch_indices(self.n, self.bs, self.cfg.seed, self.step).to(self.train[0].device)
-        with autocast(self.train[0].device, self.cfg.precision):  # the forward pass and the loss
+        """One Adam step on batch number ``self.step``."""
+        idx = self.batch()
+        with autocast(self.device, self.cfg.precision):  # the forward pass and the loss
             parts = self.loss_fn(self.model, *(t[idx] for t in self.train))
-        loss = parts["loss"]
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"{self.desc}: the loss became {loss.item()} at step {self.step + 1}; training stopped. "
-                f"Try a lower learning rate than {self.cfg.lr}.")
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        parts["loss"].backward()
         with _holding_interrupts():
             self.optimizer.step()
             self.step += 1
-            for k, v in parts.items():
-                self.window[k] = self.window.get(k, 0.0) + v.item()
+            self.pending.append({k: v.detach() for k, v in parts.items()})
             if self.due(self.log_every):
+                self.flush()
                 count = (self.step - 1) % self.log_every + 1
                 self.append("train", {k: v / count for k, v in self.window.items()})
                 self.window = {}
@@ -306,7 +259,7 @@ class _Run:
         """The held-out loss and the checkpoint when due. Also run on resuming, to finish a step whose
         evaluation was interrupted (its checkpoint has no held-out point for it yet)."""
         if self.val is not None and self.due(self.eval_every) and self.history["val"]["step"][-1:] != [self.step]:
-            with autocast(self.val[0].device, self.cfg.precision):
+            with autocast(self.device, self.cfg.precision):
                 values = evaluate(self.model, self.loss_fn, self.val)
             with _holding_interrupts():
                 self.append("val", values)
@@ -337,11 +290,14 @@ class _Run:
         except KeyboardInterrupt:
             self.clock()
             self.rewind()
-            if ckpt_path:
-                self.save(ckpt_path)
-            raise
+            if not ckpt_path:
+                raise
+            self.save(ckpt_path)
+            raise KeyboardInterrupt(f"{self.desc} interrupted after step {self.step} of {self.total}; its checkpoint "
+                                    f"is saved in {ckpt_path}") from None
         finally:
             bar.close()
+        self.flush()
         self.clock()
         return {"history": self.history, "steps": self.total, "batch_size": self.bs, "wall_time_s": self.elapsed,
                 "images_per_s": self.total * self.bs / self.elapsed if self.elapsed > 0 else float("nan")}
@@ -386,7 +342,7 @@ def config_key(spec: dict, cfg: TrainConfig, data: QuickDraw) -> str:
     cfg_d = asdict(cfg)
     cfg_d.pop("ckpt_every")  # checkpoint frequency does not change the weights
     if cfg_d["precision"] == "fp32":
-        del cfg_d["precision"]  # the default stays out of the key, like an unset subset: cached fp32 keys hold
+        del cfg_d["precision"]  # the default stays out of the key, as an unset subset does
     data_id = {"data": data.md5 or str(data.data_dir), **({"subset": data.subset} if data.subset else {})}
     blob = json.dumps({"model": spec, "train": cfg_d, **data_id}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
@@ -401,7 +357,8 @@ def train_or_load(name: str, spec: dict, cfg: TrainConfig, data: QuickDraw, devi
     Checkpoints load with ``weights_only=True``. A process asking for a config that another one is training
     waits for it, then loads its model."""
     device = torch.device(device)
-    runs_dir = Path(runs_dir or os.environ.get("QUICKDRAW_RUNS", DEFAULT_RUNS_DIR))
+    check_precision(device, cfg.precision)
+    runs_dir = repo_path(runs_dir or DEFAULT_RUNS_DIR)
     key = config_key(spec, cfg, data)
     folder = runs_dir / "models" / f"{name}-{key}"
     final, ckpt = folder / "model.pt", folder / "checkpoint.pt"
@@ -415,7 +372,8 @@ def train_or_load(name: str, spec: dict, cfg: TrainConfig, data: QuickDraw, devi
             return _load_trained(model, final, device, name, verbose)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "config.json").write_text(json.dumps({"name": name, "model": spec, "train": asdict(cfg),
-                                                         "data": data.provenance()}, indent=2))
+                                                         "data": data.provenance()}, indent=2),
+                                             encoding="utf-8")
         train = (to_tensor(data.x_train, device), torch.from_numpy(data.y_train).to(device))
         val = (to_tensor(data.x_test, device), torch.from_numpy(data.y_test).to(device))
         if verbose and ckpt.exists():

@@ -11,6 +11,18 @@ import pytest  # noqa: E402
 import helpers as H  # noqa: E402
 
 REAL_DATA_DIR = os.environ.get("QUICKDRAW_DIR")
+ROOT = H.ROOT
+
+
+def child_env(**extra) -> dict:
+    """The environment of a child process (a kernel, make, a script): one thread, and none of the run
+    settings of the environment the tests run in. QUICKDRAW_DIR (CI's real sample) would override the data
+    folder a test gives a notebook; make's own variables would join the child to CI's make."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("QUICK", "PARAMS", "QUICKDRAW_DIR", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    env["OMP_NUM_THREADS"] = "1"
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ notebook 03) — three files — and it appears in the autoencoder table, in not
 t-SNE figure, and in the notebooks `make reproduce` runs (quick budget included)."""
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -12,8 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import ROOT, child_env
 
 MODEL_CLASS = '''
 class MLPAutoencoder(nn.Module):
@@ -43,9 +41,9 @@ ENTRY = '''    Experiment("mlp_ae", "MLP AE", "autoencoder", {"kind": "mlp_ae"},
 
 
 def insert_before(path: Path, anchor: str, text: str) -> None:
-    source = path.read_text()
+    source = path.read_text(encoding="utf-8")
     assert source.count(anchor) == 1, f"{path.name}: the walk-through's anchor {anchor!r} is not unique"
-    path.write_text(source.replace(anchor, text + anchor))
+    path.write_text(source.replace(anchor, text + anchor), encoding="utf-8")
 
 
 def follow_the_walk_through(repo: Path) -> None:
@@ -55,12 +53,12 @@ def follow_the_walk_through(repo: Path) -> None:
     # 2. experiments.py: one entry, after the autoencoders already there.
     insert_before(repo / "helpers" / "experiments.py", '    Experiment("vae_gru"', ENTRY)
     # 3. Its own figures: a copy of notebook 03 that names the new run.
-    source = (repo / "notebooks" / "03_cnn_autoencoder.ipynb").read_text()
+    source = (repo / "notebooks" / "03_cnn_autoencoder.ipynb").read_text(encoding="utf-8")
     for old, new in [('EXPERIMENTS[\\"cnn_ae\\"]', 'EXPERIMENTS[\\"mlp_ae\\"]'), ("03_cnn_", "07_mlp_"),
                      ("# 03 · CNN autoencoder", "# 07 · MLP autoencoder"), ("CNN autoencoder:", "MLP autoencoder:")]:
         assert old in source, old
         source = source.replace(old, new)
-    (repo / "notebooks" / "07_mlp_autoencoder.ipynb").write_text(source)
+    (repo / "notebooks" / "07_mlp_autoencoder.ipynb").write_text(source, encoding="utf-8")
 
 
 def changed_files(original: Path, copy: Path) -> list[str]:
@@ -96,9 +94,10 @@ def test_a_new_autoencoder_needs_three_files_and_appears_in_tables_tsne_and_runs
 
     work = tmp_path / "work"
     work.mkdir()
-    committed = json.loads((ROOT / "results" / "metrics.json").read_text())  # the other rows of the table
-    (work / "metrics.json").write_text(json.dumps({k: committed[k] for k in ("lstm_ae", "cnn_ae")}))
-    env = {**os.environ, "PYTHONPATH": str(repo), "QUICKDRAW_DIR": str(synthetic_dir), "OMP_NUM_THREADS": "1"}
+    # the other rows of the table
+    committed = json.loads((ROOT / "results" / "metrics.json").read_text(encoding="utf-8"))
+    (work / "metrics.json").write_text(json.dumps({k: committed[k] for k in ("lstm_ae", "cnn_ae")}), encoding="utf-8")
+    env = child_env(PYTHONPATH=repo, QUICKDRAW_DIR=synthetic_dir)
     proc = subprocess.run([sys.executable, "-c", CHECK, str(work), str(repo)], env=env, capture_output=True,
                           text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -107,7 +106,7 @@ def test_a_new_autoencoder_needs_three_files_and_appears_in_tables_tsne_and_runs
 
     assert out["NOTEBOOKS"][-1] == "07_mlp_autoencoder"  # `make reproduce` and QUICK=1 run it
     assert out["QUICK"] == 150
-    metrics = json.loads((work / "metrics.json").read_text())
+    metrics = json.loads((work / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["mlp_ae"]["latent_dim"] == 32 and metrics["mlp_ae"]["test_mse"] < 0.5
     assert "| MLP AE | 419,120 | 32 | 12 |" in out["TABLE"], out["TABLE"]  # (784+1)*256 + 257*32 + 33*256 + 257*784
     assert sorted(metrics["latent"]["models"]) == ["CNN AE", "CNN-CNN VAE", "GRU-CNN VAE", "LSTM AE", "MLP AE"]

@@ -6,16 +6,15 @@ print them. The training bench has its own tests (test_bench_training.py).
 
 import hashlib
 import json
-import os
 import platform
 import re
 import subprocess
 import sys
-from pathlib import Path
+
+from conftest import ROOT, child_env
 
 import helpers as H
 
-ROOT = Path(__file__).resolve().parents[1]
 GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
 
 
@@ -49,7 +48,7 @@ def test_keeping_freed_memory_leaves_the_trained_weights_bit_identical():
 
 
 def test_tsne_bench_smoke_run_prints_both_methods():
-    env = {k: v for k, v in os.environ.items() if k != "QUICKDRAW_DIR"}  # synthetic codes: no data, no models
+    env = child_env()  # synthetic codes: no data, no models
     env["OMP_NUM_THREADS"] = "1"
     out = subprocess.run([sys.executable, "bench/bench_tsne.py", "--smoke"],
                          capture_output=True, text=True, cwd=ROOT, env=env)

@@ -2,11 +2,12 @@
 processes ask for is trained once (the other waits, then loads it). Real processes, started together."""
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
 import time
+
+from conftest import child_env
 
 import helpers as H
 
@@ -48,7 +49,7 @@ def run_together(script: str, args_of: list[list], sync_dir, timeout: float = 12
     """Start one child per entry of ``args_of`` (``sys.executable -c script sync_dir name *args``), let them
     go at once when all are ready; return their outputs (stdout and stderr), asserting each exited 0."""
     sync_dir.mkdir()
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = child_env()
     procs = [subprocess.Popen([sys.executable, "-c", script, str(sync_dir), f"p{i}", *map(str, args)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for i, args in enumerate(args_of)]

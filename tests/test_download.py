@@ -18,12 +18,12 @@ from urllib.parse import unquote
 
 import numpy as np
 import pytest
+from conftest import ROOT
 
 import helpers.download as dl
 from helpers.data import CLASS_NAMES, FILES, DataError, load_quickdraw, write_synthetic_quickdraw
 from helpers.download import QUICKDRAW_BASE_URL, DownloadError, check_url, download_quickdraw, main
 
-ROOT = Path(__file__).resolve().parents[1]
 N_ROWS = 60  # rows per served class file
 SEND_CHUNK = 16 * 1024
 
@@ -321,11 +321,11 @@ def test_existing_complete_folder_is_not_downloaded_again(server, tmp_path):
 def test_existing_incomplete_folder_is_left_untouched(server, tmp_path):
     out = tmp_path / "qd"
     out.mkdir()
-    (out / "notes.txt").write_text("mine")
+    (out / "notes.txt").write_text("mine", encoding="utf-8")
 
     with pytest.raises(DownloadError, match="exists but is not a complete course-format folder"):
         fetch(out, server)
-    assert server.log == [] and (out / "notes.txt").read_text() == "mine"
+    assert server.log == [] and (out / "notes.txt").read_text(encoding="utf-8") == "mine"
 
 
 def test_progress_bar_counts_bytes(server, tmp_path, capsys):

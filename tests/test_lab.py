@@ -31,12 +31,12 @@ from pathlib import Path
 
 import papermill
 import pytest
+from conftest import ROOT, child_env
 
 from helpers import runner
 
 pytestmark = pytest.mark.lab
 
-ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "runs" / "lab"
 NOTEBOOKS = runner.notebooks()
 CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -108,7 +108,7 @@ def listening(port: int) -> bool:
 
 def start_server(root: Path, home: Path, port: int, token: str, log) -> subprocess.Popen:
     """`jupyter lab` as `make lab` starts it (root allowed, kernels over IPC), on its own port and token."""
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_DATA_DIR": str(home / "data"),
+    env = {**child_env(), "JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_DATA_DIR": str(home / "data"),
            "JUPYTER_RUNTIME_DIR": str(home / "runtime")}  # the user's own Jupyter settings stay out of it
     cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--port={port}",
            "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
@@ -145,24 +145,26 @@ def lab(tmp_path_factory, synthetic_dir):
     home = Path(tempfile.mkdtemp(prefix="lab-"))  # short: kernels' Unix sockets live in its runtime folder
     port, token = free_port(), secrets.token_hex(16)
     log_path = base / "server.log"
-    with open(log_path, "w") as log:
+    with open(log_path, "w", encoding="utf-8") as log:
         proc = start_server(root, home, port, token, log)
     server = Lab(f"http://127.0.0.1:{port}", token, root, work)
     try:
         deadline = time.monotonic() + 60
         while True:
-            assert proc.poll() is None, f"jupyter lab exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}"
+            log = log_path.read_text(encoding="utf-8")
+            assert proc.poll() is None, f"jupyter lab exited with {proc.returncode}:\n{log[-3000:]}"
             try:
                 server.api("status")
                 break
             except OSError:
-                assert time.monotonic() < deadline, f"jupyter lab did not answer in 60 s:\n{log_path.read_text()}"
+                log = log_path.read_text(encoding="utf-8")
+                assert time.monotonic() < deadline, f"jupyter lab did not answer in 60 s:\n{log}"
                 time.sleep(0.3)
         yield server
     finally:
         stop_server(proc, home)
         shutil.rmtree(home, ignore_errors=True)
-    log = log_path.read_text()
+    log = log_path.read_text(encoding="utf-8")
     assert "Kernel is running over TCP" not in log, "JupyterLab's kernels run over TCP, not IPC"
     assert not listening(port), f"something still listens on port {port} after the server stopped"
 
@@ -250,7 +252,7 @@ def save(driver, lab: Lab, name: str) -> dict:
     before = path.stat().st_mtime_ns
     menu(driver, "File", "Save Notebook")
     wait_for(lambda: path.stat().st_mtime_ns != before, 30, f"{name} to be saved")
-    return json.loads(path.read_text())
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 # What each rendered cell shows, in notebook order (JupyterLab keeps every cell in the page).
@@ -295,7 +297,7 @@ def models_in(work: Path) -> set:
 
 
 def test_make_lab_starts_jupyterlab_for_root_too():
-    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    env = child_env()
     dry_run = subprocess.run(["make", "-n", "lab"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     (command,) = [line for line in dry_run.stdout.splitlines() if "jupyter lab" in line]
     assert ("--allow-root" in command) == (os.geteuid() == 0), command  # Jupyter refuses root without it

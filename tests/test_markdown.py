@@ -10,9 +10,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import ROOT
 from nbconvert.filters.markdown_mistune import MarkdownWithMath
 
-ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 # A heading longer than this has most likely swallowed the paragraph below it.

@@ -16,6 +16,7 @@ import time
 import numpy as np
 import papermill
 import pytest
+from conftest import child_env
 from PIL import Image
 
 import helpers as H
@@ -40,7 +41,7 @@ def assert_figure_shows_something(path):
 
 
 def figures_saved_by(path) -> list[str]:
-    nb = json.loads(path.read_text())
+    nb = json.loads(path.read_text(encoding="utf-8"))
     return [name for c in nb["cells"] if c["cell_type"] == "code" for name in SAVEFIG.findall("".join(c["source"]))]
 
 
@@ -58,7 +59,8 @@ def run_with_nbval(path, data_dir, workdir) -> dict:
     before = H.read_metrics(workdir / "metrics.json")
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-p", "no:cacheprovider",
-                           "-p", "no:xdist", str(prepared)], capture_output=True, text=True, cwd=prepared.parent)
+                           "-p", "no:xdist", str(prepared)], capture_output=True, text=True, cwd=prepared.parent,
+                          env=child_env())
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert re.search(r"\d+ passed", proc.stdout), proc.stdout[-2000:]
     after = H.read_metrics(workdir / "metrics.json")
@@ -97,6 +99,6 @@ def test_the_report_renders_from_the_tiny_run(workdir):
     missing = {"data", "lstm_ae", "cnn_ae", "vae", "latent", "beyond", "timings"} - set(metrics)
     if missing:
         pytest.skip(f"runs after the notebook tests of this module; sections {sorted(missing)} are missing")
-    report = (runner.ROOT / "report.md").read_text()
+    report = (H.ROOT / "report.md").read_text(encoding="utf-8")
     rendered = H.render_report(report, metrics)
     assert rendered != report  # the tiny run's numbers replaced the full run's

@@ -3,24 +3,23 @@ between markers is the one in the metrics, and the README's commands are the one
 
 import json
 import re
-from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 import helpers as H
 
-ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "report.md"
 METRICS = ROOT / "results" / "metrics.json"
 
 
 @pytest.fixture(scope="module")
 def metrics():
-    return json.loads(METRICS.read_text())
+    return json.loads(METRICS.read_text(encoding="utf-8"))
 
 
 def test_every_image_linked_in_report_exists():
-    links = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", REPORT.read_text())
+    links = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", REPORT.read_text(encoding="utf-8"))
     assert len(links) >= 10
     for link in links:
         assert not link.startswith("http"), f"{link}: figures are linked with relative paths"
@@ -28,26 +27,27 @@ def test_every_image_linked_in_report_exists():
 
 
 def test_every_figure_is_linked_in_report():
-    text = REPORT.read_text()
+    text = REPORT.read_text(encoding="utf-8")
     for png in sorted((ROOT / "figures").glob("*.png")):
         assert f"figures/{png.name}" in text, f"{png.name} is not shown in report.md"
 
 
 def test_report_is_rendered_and_rendering_twice_changes_nothing(metrics):
-    text = REPORT.read_text()
+    text = REPORT.read_text(encoding="utf-8")
     once = H.render_report(text, metrics)
     assert once == text, "report.md is not up to date with results/metrics.json: run `make report`"
     assert H.render_report(once, metrics) == once
 
 
 def test_readme_is_rendered(metrics):
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
     assert len(list(H.VALUE_RE.finditer(text))) >= 5
     assert H.render_report(text, metrics) == text, "README.md is not up to date: run `make report`"
 
 
 def test_each_rendered_value_equals_the_metric(metrics):
-    values = list(H.VALUE_RE.finditer(REPORT.read_text() + (ROOT / "README.md").read_text()))
+    text = REPORT.read_text(encoding="utf-8") + (ROOT / "README.md").read_text(encoding="utf-8")
+    values = list(H.VALUE_RE.finditer(text))
     assert len(values) >= 10
     for mt in values:
         expected = H.lookup(metrics, mt["key"])
@@ -62,7 +62,7 @@ def test_each_rendered_value_equals_the_metric(metrics):
 
 
 def test_each_table_matches_its_renderer(metrics):
-    tables = list(H.TABLE_RE.finditer(REPORT.read_text()))
+    tables = list(H.TABLE_RE.finditer(REPORT.read_text(encoding="utf-8")))
     assert {t["name"] for t in tables} == set(H.TABLES)
     for t in tables:
         assert t["body"] == H.TABLES[t["name"]](metrics)
@@ -74,23 +74,24 @@ def test_rendering_fails_clearly_on_missing_metric():
 
 
 def test_readme_commands_are_the_ones_ci_and_tests_use():
-    readme = (ROOT / "README.md").read_text()
-    ci = (ROOT / ".ci" / "run").read_text()
-    makefile = (ROOT / "Makefile").read_text()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     first_commands = re.findall(r"^(?:\S+=\S+ )*make \w+.*$", readme, re.M)
     assert first_commands[:2] == ["make test", "QUICKDRAW_DIR=../shared/data/quickdraw_sample make reproduce"]
     assert "make test" in ci
     assert re.search(r"^test: .*\n(\t.*\n)*\t\$\(PY\) -m pytest", makefile, re.M)
-    assert "ruff check" in makefile
+    tests = (ROOT / "tests" / "test_robustness.py").read_text(encoding="utf-8")
+    assert '"ruff", "check"' in tests  # `make test` runs ruff once, as one of the tests
 
 
 def test_a_run_without_the_optional_sections_renders_with_a_pointer_to_their_command():
-    metrics = json.loads(METRICS.read_text())
+    metrics = json.loads(METRICS.read_text(encoding="utf-8"))
     for section in ("seeds", "precision", "bench"):
         metrics.pop(section, None)
-    text = H.render_report(REPORT.read_text(), metrics)
+    text = H.render_report(REPORT.read_text(encoding="utf-8"), metrics)
     assert "(not in these results: run `make seeds`)" in text and "run `make precision-check`" in text
     assert "<!-- value:seeds.claims.fid_ranking.holds -->n/a<!-- /value -->" in text
     del metrics["vae"]  # a section that `make reproduce` writes is still required
     with pytest.raises(KeyError):
-        H.render_report(REPORT.read_text(), metrics)
+        H.render_report(REPORT.read_text(encoding="utf-8"), metrics)

@@ -25,22 +25,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT, child_env  # noqa: E402
 
 import helpers as H
 from helpers import runner
 from helpers.runner import ParameterError
 
-ROOT = Path(__file__).resolve().parent.parent
 PROTECTED = [ROOT / "figures", ROOT / "results"]  # what `make reproduce` would write
-
-
-def child_env(**extra) -> dict:
-    """The environment for a child process: one thread, no inherited run settings."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("QUICK", "PARAMS", "QUICKDRAW_DIR", "QUICKDRAW_RUNS", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
-    env["OMP_NUM_THREADS"] = "1"
-    env.update({k: str(v) for k, v in extra.items()})
-    return env
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -91,7 +82,7 @@ def model_folder(workdir) -> Path:
 def test_training_killed_with_sigkill_resumes_from_its_checkpoint_to_the_same_weights(tmp_path, synthetic_dir,
                                                                                       monkeypatch, capsys):
     script = tmp_path / "train.py"
-    script.write_text(TRAIN_SCRIPT)
+    script.write_text(TRAIN_SCRIPT, encoding="utf-8")
     killed, reference = tmp_path / "killed", tmp_path / "reference"
     killed.mkdir()
     reference.mkdir()
@@ -118,7 +109,7 @@ def test_training_killed_with_sigkill_resumes_from_its_checkpoint_to_the_same_we
     names = {p.name for p in folder.iterdir()}
     strays = {n for n in names - {"config.json", "checkpoint.pt"} if not TEMP_NAME.match(n)}
     assert not strays, f"unexpected files after the kill: {strays}"
-    assert json.loads((folder / "config.json").read_text())["name"] == "cnn_ae"
+    assert json.loads((folder / "config.json").read_text(encoding="utf-8"))["name"] == "cnn_ae"
     state = torch.load(folder / "checkpoint.pt", map_location="cpu", weights_only=True)
     assert 0 < state["step"] < 400 and state["step"] % 20 == 0
     assert set(state["model"]) == set(H.build_model({"kind": "cnn_ae"})[0].state_dict())
@@ -137,7 +128,7 @@ def test_training_killed_with_sigkill_resumes_from_its_checkpoint_to_the_same_we
     out = finish(resume)
     assert "resuming from" in out and "checkpoint.pt" in out, out[-2000:]
     assert (folder / "model.pt").is_file() and not (folder / "checkpoint.pt").exists()
-    metrics = json.loads((killed / "metrics.json").read_text())["cnn_ae"]
+    metrics = json.loads((killed / "metrics.json").read_text(encoding="utf-8"))["cnn_ae"]
     assert metrics["steps"] == 400 and metrics["trained_now"] is True
 
     assert "resuming from" not in capsys.readouterr().out
@@ -147,7 +138,7 @@ def test_training_killed_with_sigkill_resumes_from_its_checkpoint_to_the_same_we
     differing = [k for k in resumed["model"] if not torch.equal(resumed["model"][k], uninterrupted["model"][k])]
     assert not differing, f"weights differ from the uninterrupted run's: {differing}"
     assert resumed["record"]["history"] == uninterrupted["record"]["history"]
-    assert metrics == json.loads((reference / "metrics.json").read_text())["cnn_ae"]
+    assert metrics == json.loads((reference / "metrics.json").read_text(encoding="utf-8"))["cnn_ae"]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -295,7 +286,7 @@ def test_reruns_with_the_same_seed_give_the_same_metrics_and_reuse_the_cache(tmp
     first, second, third = tmp_path / "first", tmp_path / "second", tmp_path / "third"
     run(first, first / "runs")
     run(second, second / "runs")
-    m1, m2 = (json.loads((d / "metrics.json").read_text()) for d in (first, second))
+    m1, m2 = (json.loads((d / "metrics.json").read_text(encoding="utf-8")) for d in (first, second))
     assert {"cnn_ae", "timings"} <= m1.keys() and m1["timings"]["03_cnn_autoencoder"] > 0
     assert without_timings(m1) == without_timings(m2)
 
@@ -305,9 +296,9 @@ def test_reruns_with_the_same_seed_give_the_same_metrics_and_reuse_the_cache(tmp
     assert model_pt.stat().st_mtime_ns == stamp and model_pt.read_bytes() == content
     assert not list((first / "runs" / "models").glob("*/checkpoint.pt"))
     assert len(list((first / "runs" / "models").iterdir())) == 1
-    executed = (third / "executed" / "03_cnn_autoencoder.ipynb").read_text()
+    executed = (third / "executed" / "03_cnn_autoencoder.ipynb").read_text(encoding="utf-8")
     assert "loaded from" in executed and "resuming from" not in executed
-    m3 = json.loads((third / "metrics.json").read_text())
+    m3 = json.loads((third / "metrics.json").read_text(encoding="utf-8"))
     assert without_timings(m3["cnn_ae"]) == without_timings(m1["cnn_ae"])
 
 
@@ -331,7 +322,7 @@ def test_every_torch_load_and_np_load_in_helpers_refuses_pickles():
     found = {"torch": 0, "numpy": 0}
     bad = []
     for path in sorted((ROOT / "helpers").glob("*.py")):
-        tree = ast.parse(path.read_text(), filename=str(path))
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         for call in _loads(tree, "torch", "load"):
             found["torch"] += 1
             if _keyword(call, "weights_only") is not True:
@@ -350,7 +341,7 @@ def test_every_torch_load_and_np_load_in_helpers_refuses_pickles():
 
 def _payload_ran(marker: str):
     """Called by the unpickler if the bogus file below were ever unpickled by a plain pickle load."""
-    Path(marker).write_text("the payload ran")
+    Path(marker).write_text("the payload ran", encoding="utf-8")
     return {"model": {}}
 
 
@@ -379,7 +370,7 @@ def test_a_cached_file_holding_a_pickled_object_is_refused_not_run(filename, tmp
 
     # The file is a live payload: a plain unpickling load would have run it.
     torch.load(folder / filename, weights_only=False)
-    assert marker.read_text() == "the payload ran"
+    assert marker.read_text(encoding="utf-8") == "the payload ran"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -401,7 +392,7 @@ def test_there_are_source_notebooks():
 
 @pytest.mark.parametrize("path", SOURCE_NOTEBOOKS, ids=lambda p: p.stem)
 def test_source_notebook_is_clean_with_a_parameters_cell_and_the_python3_kernel(path):
-    nb = json.loads(path.read_text())
+    nb = json.loads(path.read_text(encoding="utf-8"))
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     dirty = [i for i, c in enumerate(code) if c.get("outputs") or c.get("execution_count") is not None]
     assert not dirty, f"{path.name}: code cells {dirty} carry outputs or execution counts; clear them"

@@ -2,17 +2,14 @@
 
 import json
 import math
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import ROOT, child_env
 
 from helpers import seeds as S
 from helpers.report import read_metrics
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_metrics(lstm, cnn, elbo_cnn, elbo_gru, chosen="cpvae_fit"):
@@ -63,14 +60,14 @@ def test_collect_aggregates_by_path_and_counts_the_seeds_where_a_claim_holds():
 
 def test_write_seeds_names_the_missing_run_and_writes_nothing(tmp_path):
     results = tmp_path / "metrics.json"
-    results.write_text(json.dumps(run_metrics(0.043, 0.026, 210.0, 215.0)))
-    before = results.read_text()
+    results.write_text(json.dumps(run_metrics(0.043, 0.026, 210.0, 215.0)), encoding="utf-8")
+    before = results.read_text(encoding="utf-8")
     with pytest.raises(RuntimeError, match="seed 1: no metrics at .*seed-1"):
         S.write_seeds([0, 1], "full", results_path=results, runs_dir=tmp_path / "runs")
-    assert results.read_text() == before
+    assert results.read_text(encoding="utf-8") == before
     other = S.seed_dir(1, "full", tmp_path / "runs")
     other.mkdir(parents=True)
-    (other / "metrics.json").write_text(json.dumps(run_metrics(0.044, 0.027, 212.0, 211.0)))
+    (other / "metrics.json").write_text(json.dumps(run_metrics(0.044, 0.027, 212.0, 211.0)), encoding="utf-8")
     S.write_seeds([0, 1], "full", results_path=results, runs_dir=tmp_path / "runs")
     written = read_metrics(results)
     assert written["lstm_ae"]["test_mse"] == 0.043  # the run's own sections are kept
@@ -89,7 +86,7 @@ def run_seeds(seeds, runs, data_dir) -> dict:
     """``run_seeds`` in a process of its own, as `make seeds` runs it (papermill's kernels and event loop stay
     out of the test process)."""
     out = subprocess.run([sys.executable, "-c", RUN_SEEDS, json.dumps(seeds), str(runs)], capture_output=True,
-                         text=True, cwd=ROOT, env={**os.environ, "QUICKDRAW_DIR": str(data_dir)}, timeout=300)
+                         text=True, cwd=ROOT, env=child_env(QUICKDRAW_DIR=data_dir), timeout=300)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -109,7 +106,7 @@ def test_a_second_call_trains_nothing(synthetic_dir, tmp_path):
     (out / "metrics.json").unlink()  # as if interrupted before the notebook ended: it runs again
     assert run_seeds([1], runs, synthetic_dir) == {"1": ["03_cnn_autoencoder"]}
     assert {p.parent.name: p.stat().st_mtime_ns for p in (runs / "models").glob("*/model.pt")} == models
-    executed = (out / "notebooks" / "03_cnn_autoencoder.ipynb").read_text()
+    executed = (out / "notebooks" / "03_cnn_autoencoder.ipynb").read_text(encoding="utf-8")
     assert "cnn_ae: loaded from" in executed and "cnn_ae: trained" not in executed
     assert read_metrics(out / "metrics.json")["cnn_ae"] == {**first["cnn_ae"]}
 
