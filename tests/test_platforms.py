@@ -481,3 +481,53 @@ def test_the_commands_without_make_run_as_the_readme_gives_them(synthetic_dir, t
     rendered = (tmp_path / "report.md").read_text(encoding="utf-8")
     assert rendered == H.render_report((ROOT / "report.md").read_text(encoding="utf-8"), H.read_metrics(
         ROOT / "results" / "metrics.json"))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The Python floor: make setup says which Python it needs before it creates anything
+# ---------------------------------------------------------------------------------------------------
+
+def test_make_setup_refuses_an_older_python_and_says_how_to_point_at_another(tmp_path):
+    fake = tmp_path / "python3.10"  # Ubuntu 22.04's python3: its version, and the version check failing
+    fake.write_text('#!/bin/sh\nif [ "$1" = "--version" ]; then echo "Python 3.10.12"; exit 0; fi\nexit 1\n',
+                    encoding="utf-8")
+    fake.chmod(0o755)
+    venv = tmp_path / "venv"
+    proc = subprocess.run(["make", "-C", str(ROOT), "setup", f"PYTHON={fake}", f"VENV={venv}"], capture_output=True,
+                          text=True, timeout=60, env=child_env())
+    assert proc.returncode != 0
+    assert "needs Python 3.11 or newer" in proc.stdout and "Python 3.10.12" in proc.stdout, proc.stdout + proc.stderr
+    assert "make setup PYTHON=python3.12" in proc.stdout
+    assert not venv.exists()
+
+
+def test_the_lock_lies_within_the_declared_ranges():
+    """requirements.txt (what make setup and CI install) satisfies pyproject.toml's ranges (what `pip install -e .`
+    asks for beside a user's own torch), so the tested set is one that the ranges allow."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    declared = project["dependencies"] + [d for group in project["optional-dependencies"].values() for d in group]
+    lock = {}
+    for line in (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines():
+        pin = line.split("#")[0].strip()
+        if pin:
+            name, version = pin.split("==")
+            lock[name.lower()] = version
+    for dep in map(Requirement, declared):
+        assert dep.name.lower() in lock, f"{dep.name} is declared but not locked in requirements.txt"
+        assert dep.specifier.contains(lock[dep.name.lower()]), f"the lock's {dep.name}=={lock[dep.name.lower()]} " \
+                                                               f"is outside the declared {dep.specifier}"
+    assert "torchvision" not in {Requirement(d).name for d in declared}  # tied to one torch release per build
+
+
+def test_image_grids_are_torchvisions_make_grid_without_torchvision():
+    make_grid = pytest.importorskip("torchvision.utils").make_grid
+    torch.manual_seed(0)
+    for n, nrow in [(2, 2), (7, 3), (10, 10), (40, 8), (5, 8)]:
+        x = torch.rand(n, 1, 28, 28)
+        expected = make_grid(x, nrow=nrow, padding=H.plotting.PAD, pad_value=0.35)[0].numpy()
+        assert np.array_equal(H.grid_image(x, nrow), expected), (n, nrow)
+    assert H.grid_image(torch.rand(1, 1, 28, 28), 1).shape == (32, 32)  # one drawing keeps its frame too
