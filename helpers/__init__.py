@@ -5,32 +5,52 @@ names of the submodules (each module's ``__all__``) and nothing else: no ``H.np`
 """
 
 from . import (
+    beyond,
+    bounds,
+    cache,
     data,
     devices,
     download,
-    evaluation,
     experiments,
     explore,
     files,
+    inference,
+    judging,
+    latent,
     models,
+    notebook,
     plotting,
+    quality,
+    reconstruction,
     report,
+    results,
     samplers,
     training,
 )
+from .beyond import *  # noqa: F403
+from .bounds import *  # noqa: F403
+from .cache import *  # noqa: F403
 from .data import *  # noqa: F403
 from .devices import *  # noqa: F403
 from .download import *  # noqa: F403
-from .evaluation import *  # noqa: F403
 from .experiments import *  # noqa: F403
 from .explore import *  # noqa: F403
 from .files import *  # noqa: F403
+from .inference import *  # noqa: F403
+from .judging import *  # noqa: F403
+from .latent import *  # noqa: F403
 from .models import *  # noqa: F403
+from .notebook import *  # noqa: F403
 from .plotting import *  # noqa: F403
+from .quality import *  # noqa: F403
+from .reconstruction import *  # noqa: F403
 from .report import *  # noqa: F403
+from .results import *  # noqa: F403
 from .samplers import *  # noqa: F403
 from .training import *  # noqa: F403
 
-_MODULES = (data, devices, download, evaluation, experiments, explore, files, models, plotting, report, samplers,
-            training)
+_MODULES = (
+    beyond, bounds, cache, data, devices, download, experiments, explore, files, inference, judging, latent, models,
+    notebook, plotting, quality, reconstruction, report, results, samplers, training,
+)
 __all__ = [name for module in _MODULES for name in module.__all__]

@@ -10,8 +10,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from .cache import train_or_load
 from .data import split_validation
-from .training import TrainConfig, train_or_load
+from .training import TrainConfig
 
 __all__ = ["BUDGETS", "Experiment", "EXPERIMENTS", "runs_of", "conditional", "on_whole_training_split",
            "train_experiment"]

@@ -1,63 +1,15 @@
-"""Results and report: results/metrics.json (merged section by section, written atomically) and the tables
-of report.md, rendered from it between ``<!-- table:NAME -->`` and ``<!-- /table -->`` markers."""
+"""The report: the tables and numbers of report.md (and README.md), rendered from the results file
+(helpers.results) between ``<!-- table:NAME -->`` and ``<!-- /table -->`` markers."""
 
 from __future__ import annotations
 
-import json
-import math
-import os
 import re
 from pathlib import Path
 
 from .experiments import runs_of
-from .files import atomic_write_json, locked, repo_path
+from .results import CLAIMS, lookup, read_metrics
 
-__all__ = [
-    "read_metrics", "merge_metrics", "TABLE_RE", "VALUE_RE", "lookup", "md_table", "TABLES",
-    "render_report",
-]
-
-
-def _plain(value):
-    """numpy/torch scalars and arrays -> JSON-ready Python values; floats rounded to 6 significant digits
-    so that reruns on the same machine compare equal and diffs stay readable."""
-    if hasattr(value, "tolist"):
-        value = value.tolist()
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"refusing to write a non-finite number ({value}) to the metrics")
-        return float(f"{value:.6g}")
-    return value
-
-
-def read_metrics(path: str | os.PathLike) -> dict:
-    """The metrics so far ({} when the file does not exist yet); a corrupt file is an error, never reset.
-    A relative ``path`` is taken from the repository root."""
-    path = repo_path(path)
-    if not path.exists():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e}); fix or delete it, then rerun") from e
-
-
-def merge_metrics(path: str | os.PathLike, section: str, values: dict, update: bool = False) -> dict:
-    """Replace ``section`` of the metrics file with ``values`` (``update=True``: add and replace only the keys
-    of ``values`` in it), other sections kept; written atomically. The read-modify-write holds a lock
-    (``<path>.lock``), so processes merging at once keep every section. Returns the section. A relative
-    ``path`` is taken from the repository root."""
-    path = repo_path(path)
-    values = _plain(values)
-    with locked(path):
-        metrics = read_metrics(path)
-        metrics[section] = {**metrics.get(section, {}), **values} if update else values
-        atomic_write_json(path, metrics)
-    return metrics[section]
+__all__ = ["TABLE_RE", "VALUE_RE", "md_table", "TABLES", "render_report"]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -68,19 +20,6 @@ def merge_metrics(path: str | os.PathLike, section: str, values: dict, update: b
 
 TABLE_RE = re.compile(r"(<!-- table:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
 VALUE_RE = re.compile(r"(<!-- value:(?P<key>[^:<>\n]+?)(?::(?P<fmt>[^ ]*?))? -->)(?P<body>.*?)(<!-- /value -->)", re.S)
-
-
-def lookup(metrics: dict, dotted: str):
-    """metrics["a"]["b"]... for "a.b..."; keys may contain spaces (model labels). A missing key is an error."""
-    node = metrics
-    for part in dotted.split("."):
-        if isinstance(node, list):
-            node = node[int(part)]
-        elif isinstance(node, dict) and part in node:
-            node = node[part]
-        else:
-            raise KeyError(f"results have no {dotted!r} (missing {part!r}): run the notebook that writes it")
-    return node
 
 
 def fmt(value, spec: str | None = None) -> str:
@@ -121,9 +60,7 @@ def _spread_note(m: dict) -> str:
 
 
 def table_seeds(m: dict) -> str:
-    """The report's comparisons, seed by seed (helpers.seeds.CLAIMS)."""
-    from .seeds import CLAIMS
-
+    """The report's comparisons, seed by seed (helpers.results.CLAIMS)."""
     rows = []
     for name, chain in CLAIMS.items():
         c = m["seeds"]["claims"][name]
@@ -232,26 +169,27 @@ def _pct(x) -> str:
     return "–" if x is None else f"{x:.1%}"
 
 
+SAMPLER_ORDER = ("prior", "mixture", "class mixture", "reconstructions")  # within a model, in this order
+
+
+def _sample_rows(m: dict, label: str, path: str, samples: dict) -> list[list]:
+    """One row per sampler of one model: ``samples`` is {sampler: metrics}, found at ``path`` in the results."""
+    rows = []
+    for sampler in sorted(samples, key=SAMPLER_ORDER.index):
+        x = samples[sampler]
+        accuracy = "–" if x.get("class_accuracy") is None else _cell(m, f"{path}.{sampler}.class_accuracy", ".1%")
+        rows.append([f"{label} · {x['sampler']}", _cell(m, f"{path}.{sampler}.fid", ".1f"),
+                     f"{x['inception_score']:.2f}", accuracy, x["n"]])
+    return rows
+
+
 def table_beyond_samples(m: dict) -> str:
     b = m["beyond"]
-    order = ("prior", "mixture", "class mixture", "reconstructions")  # within a model, in this order
-
-    def key(row: str):
-        model, sampler = row.rsplit(" · ", 1)
-        return model.startswith("conditional"), model, order.index(sampler)
-
-    def model_label(row: str) -> str:  # "conditional, chosen" -> "conditional, <the chosen design's label>"
-        model = row.rsplit(" · ", 1)[0]
-        if model.startswith("conditional, "):
-            return "conditional, " + b["conditional"][model.removeprefix("conditional, ")]["label"]
-        return model
-
-    def accuracy(row: str, x: dict) -> str:
-        return "–" if x.get("class_accuracy") is None else _cell(m, f"beyond.samples.{row}.class_accuracy", ".1%")
-
-    rows = [[f"{model_label(row)} · {x['sampler']}", _cell(m, f"beyond.samples.{row}.fid", ".1f"),
-             f"{x['inception_score']:.2f}", accuracy(row, x), x["n"]]
-            for row, x in sorted(b["samples"].items(), key=lambda r: key(r[0]))]
+    rows = [row for label in sorted(b["samples"])
+            for row in _sample_rows(m, label, f"beyond.samples.{label}", b["samples"][label])]
+    rows += [row for key in sorted(b["conditional"])
+             for row in _sample_rows(m, f"conditional, {b['conditional'][key]['label']}",
+                                     f"beyond.conditional.{key}.samples", b["conditional"][key]["samples"])]
     return md_table(["model · sampler", "FID vs test" + _spread_note(m), "Inception-style score", "requested class",
                      "N"], rows)
 
@@ -278,8 +216,7 @@ def table_beyond_conditional(m: dict) -> str:
     b = m["beyond"]
     rows = []
     for key, x in b["conditional"].items():
-        prior = b["samples"][f"conditional, {key} · prior"]
-        mixture = b["samples"][f"conditional, {key} · class mixture"]
+        prior, mixture = x["samples"]["prior"], x["samples"]["class mixture"]
         rows.append([x["label"], _cell(m, f"beyond.conditional.{key}.neg_elbo", ".1f"),
                      _cell(m, f"beyond.conditional.{key}.iwae", ".1f"),
                      _cell(m, f"beyond.conditional.{key}.adherence", ".1%"),

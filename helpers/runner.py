@@ -25,7 +25,7 @@ from .data import DataError, load_quickdraw, resolve_data_dir
 from .devices import PRECISIONS, check_precision, pick_device
 from .experiments import BUDGETS
 from .files import ROOT
-from .report import merge_metrics
+from .results import default_outputs, merge_metrics
 
 __all__ = ["SMALL_PARAMS", "CHOICES", "ParameterError", "Interrupted", "notebooks", "check_parameters", "run_notebook",
            "reproduce"]
@@ -200,9 +200,8 @@ def reproduce(only=None, budget: str = "full", extra: dict | None = None, fig_di
     data_dir = resolve_data_dir().resolve()
     load_quickdraw(data_dir, with_md5=False)  # fails here, before any training, on a bad folder
     quick = budget == "quick"
-    base = ROOT / "runs" / "quick" if quick else ROOT
-    fig_dir = Path(fig_dir or base / "figures").resolve()
-    default_results = base / "metrics.json" if quick else ROOT / "results" / "metrics.json"
+    default_figures, default_results = default_outputs(budget)
+    fig_dir = Path(fig_dir or default_figures).resolve()
     results_path = Path(results_path or default_results).resolve()
     runs_dir = Path(runs_dir or ROOT / "runs").resolve()
     out_dir = Path(out_dir or runs_dir / ("notebooks-quick" if quick else "notebooks")).resolve()

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .evaluation import _evaluating, _is_conditional, classifier_outputs, generative_metrics, reconstruct
+from .inference import batches, evaluating, is_conditional, require_vae
 
 __all__ = ["PriorSampler", "MixtureSampler", "ClassMixtureSampler", "fit_mixture", "choose_components",
-           "decode_samples", "sampler_metrics", "reconstruction_metrics", "label_adherence", "relabel", "relabel_rows"]
+           "decode_samples", "prior_samples", "class_rows", "conditional_samples"]
 
 
 def fit_mixture(codes: np.ndarray, n_components: int, seed: int = 0):
@@ -124,71 +124,45 @@ def decode_samples(model: nn.Module, sampler, n: int, seed: int = 0, classes: to
     """``n`` drawings (n, 1, 28, 28) in [0, 1] on the CPU, decoded from the sampler's codes, and the
     requested classes (n,) or None. When the model or the sampler takes a class and ``classes`` is None,
     the classes are balanced: 0, 1, ..., C-1, 0, 1, ..."""
-    takes_classes = _is_conditional(model) or sampler.takes_classes
+    takes_classes = is_conditional(model) or sampler.takes_classes
     if takes_classes and classes is None:
-        classes = torch.arange(n) % (model.n_classes if _is_conditional(model) else sampler.n_classes)
+        classes = torch.arange(n) % (model.n_classes if is_conditional(model) else sampler.n_classes)
     z = sampler.sample(n, classes, seed)
     device = next(model.parameters()).device
     out = []
-    with _evaluating(model):
+    with evaluating(model):
         for start in range(0, n, batch_size):
             zb = z[start:start + batch_size].to(device)
-            yb = None if classes is None or not _is_conditional(model) else classes[start:start + batch_size].to(device)
+            yb = None if classes is None or not is_conditional(model) else classes[start:start + batch_size].to(device)
             out.append(model.decode(zb, yb).float().cpu())
     return torch.cat(out), classes if takes_classes else None
 
 
-def sampler_metrics(clf: nn.Module, model: nn.Module, sampler, n: int, ref_features: np.ndarray,
-                    seed: int = 0) -> dict:
-    """FID against the reference features and Inception-style score of ``n`` decoded samples; with requested
-    classes also the classifier's accuracy on them and the confusion matrix. ``sampler`` names the sampler."""
-    samples, classes = decode_samples(model, sampler, n, seed)
-    return {"sampler": sampler.label, **generative_metrics(clf, samples, None, ref_features, requested=classes)}
+def prior_samples(model: nn.Module, n: int, seed: int = 0) -> torch.Tensor:
+    """``n`` drawings decoded from z ~ N(0, I) (a torch.Generator seeded with ``seed``), as pixel
+    probabilities (n, 1, 28, 28) on the CPU. A conditional VAE is asked for each class in turn
+    (0, 1, ..., C-1, 0, 1, ...), so the requested classes are balanced."""
+    require_vae(model, "prior_samples")
+    y = torch.arange(n) % model.n_classes if is_conditional(model) else None
+    with evaluating(model):
+        return model.sample(n, y, generator=torch.Generator().manual_seed(seed)).cpu()
 
 
-def reconstruction_metrics(clf: nn.Module, model: nn.Module, X: torch.Tensor, y: torch.Tensor,
-                           ref_features: np.ndarray) -> dict:
-    """What any sampler of this decoder could reach at best: FID, Inception-style score and class accuracy
-    of the decoded posterior means of real drawings X (labels y; given to a conditional model)."""
-    recon = reconstruct(model, X, y=y if _is_conditional(model) else None)
-    return {"sampler": "test reconstructions (bound)",
-            **generative_metrics(clf, recon, None, ref_features, requested=np.asarray(y.cpu()))}
+def class_rows(n_per_class: int, n_classes: int = 5) -> torch.Tensor:
+    """Requested classes class by class, (n_classes * n_per_class,): one row per class in a grid."""
+    return torch.arange(n_classes).repeat_interleave(n_per_class)
 
 
-def relabel(model: nn.Module, X: torch.Tensor, y: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
-    """Decode each drawing of X (encoded with its own class y) as the class ``new``: its posterior mean,
-    moved by the difference of the prior means (zero for a N(0, I) prior), decoded with the new class."""
-    device = next(model.parameters()).device
-    X, y, new = X.to(device), y.to(device), new.to(device)
-    with _evaluating(model):
-        mu, _ = model.encode(X, y)
-        z = mu - model.prior_mean(mu, y) + model.prior_mean(mu, new)
-        return model.decode(z, new).float().cpu()
-
-
-def relabel_rows(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """For each drawing, a row: the drawing, then ``relabel`` as each class in turn; (k * (1 + C), 1, 28, 28)."""
-    C, k = model.n_classes, len(X)
-    as_each = relabel(model, X.repeat_interleave(C, 0), y.repeat_interleave(C), torch.arange(C).repeat(k))
-    return torch.cat([X.cpu()[:, None], as_each.reshape(k, C, 1, 28, 28)], dim=1).reshape(-1, 1, 28, 28)
-
-
-def label_adherence(clf: nn.Module, model: nn.Module, X: torch.Tensor, y, batch_size: int = 500) -> dict:
-    """How often a conditional VAE follows a changed label: every drawing of X is decoded (``relabel``) as
-    each class other than its own, and the classifier judges the result. Returns ``adherence`` (the
-    fraction classified as the new class; 1 for a model that draws what its label says, near chance for
-    one that ignores it), ``kept_original`` (the fraction still classified as the drawing's own class) and
-    ``n`` (relabelled drawings)."""
-    if not _is_conditional(model):
-        raise ValueError("label_adherence needs a conditional VAE (n_classes > 0)")
-    y = torch.as_tensor(np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)).long()
-    n_classes, hits, kept, total = model.n_classes, 0, 0, 0
-    for shift in range(1, n_classes):
-        new = (y + shift) % n_classes  # every other class exactly once per drawing
-        for start in range(0, len(X), batch_size):
-            sl = slice(start, start + batch_size)
-            pred = classifier_outputs(clf, relabel(model, X[sl], y[sl], new[sl]))[1].argmax(1)
-            hits += int((pred == new[sl].numpy()).sum())
-            kept += int((pred == y[sl].numpy()).sum())
-            total += len(pred)
-    return {"adherence": hits / total, "kept_original": kept / total, "n": total}
+def conditional_samples(model: nn.Module, n_per_class: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n_per_class`` prior samples of each class of a conditional VAE, class by class (one row per class
+    in a grid): drawings (C * n_per_class, 1, 28, 28) on the CPU and the requested classes (C * n_per_class,).
+    z ~ N(0, I) from a torch.Generator seeded with ``seed``, decoded 500 at a time."""
+    if not is_conditional(model):
+        raise ValueError(f"conditional_samples needs a conditional VAE, got {type(model).__name__} "
+                         f"with n_classes={getattr(model, 'n_classes', None)}")
+    requested = class_rows(n_per_class, model.n_classes)
+    g = torch.Generator().manual_seed(seed)
+    with evaluating(model):
+        samples = torch.cat([model.sample(len(requested[sl]), requested[sl], generator=g).float().cpu()
+                             for sl in batches(len(requested), 500)])
+    return samples, requested

@@ -26,46 +26,14 @@ from pathlib import Path
 from .data import DataError
 from .devices import PRECISIONS
 from .files import ROOT
-from .report import merge_metrics, read_metrics
+from .results import CLAIMS, HEADLINE, default_outputs, merge_metrics, read_metrics
 from .runner import ParameterError, reproduce
 
-
-def check_precision(precision: str) -> None:
-    if precision not in PRECISIONS:
-        raise ParameterError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-
-__all__ = ["SEED_NOTEBOOKS", "PRECISION_NOTEBOOKS", "HEADLINE", "CLAIMS", "seed_dir", "precision_dir", "run_seeds",
+__all__ = ["SEED_NOTEBOOKS", "PRECISION_NOTEBOOKS", "seed_dir", "precision_dir", "run_seeds",
            "run_precision", "headline", "aggregate", "collect", "write_seeds", "compare_precision"]
 
 SEED_NOTEBOOKS = ["02", "03", "04", "05", "06"]  # 01 shows the data and trains nothing
 PRECISION_NOTEBOOKS = ["02", "03", "04"]  # every model of the report's sections 2-5, and its test numbers
-
-# The headline numbers: dotted paths into the metrics, "*" standing for every key at that level (every model).
-HEADLINE = [
-    "lstm_ae.test_mse", "cnn_ae.test_mse",
-    "vae.models.*.neg_elbo", "vae.models.*.iwae", "vae.models.*.fid",
-    "vae.classifier.test_accuracy", "vae.conditional_accuracy.accuracy",
-    "latent.models.*.knn5_accuracy", "latent.models.*.silhouette",
-    "beyond.conditional.*.neg_elbo", "beyond.conditional.*.iwae", "beyond.conditional.*.adherence",
-    "beyond.samples.*.fid", "beyond.samples.*.class_accuracy",
-]
-
-# The report's comparisons, checked seed by seed: each is a chain of headline numbers that should increase
-# from left to right (lower-is-better numbers first, the winner first).
-CLAIMS = {
-    "cnn_ae_beats_lstm_ae": ["cnn_ae.test_mse", "lstm_ae.test_mse"],
-    "cnn_encoder_lower_elbo": ["vae.models.CNN-CNN VAE.neg_elbo", "vae.models.GRU-CNN VAE.neg_elbo"],
-    "conditioning_lowers_elbo": ["vae.models.conditional CNN-CNN VAE.neg_elbo", "vae.models.CNN-CNN VAE.neg_elbo"],
-    "iwae_ranking": ["vae.models.conditional CNN-CNN VAE.iwae", "vae.models.CNN-CNN VAE.iwae",
-                     "vae.models.GRU-CNN VAE.iwae"],
-    "fid_ranking": ["vae.models.conditional CNN-CNN VAE.fid", "vae.models.CNN-CNN VAE.fid",
-                    "vae.models.GRU-CNN VAE.fid"],
-    "mixture_beats_prior": ["beyond.samples.CNN-CNN VAE · mixture.fid", "beyond.samples.CNN-CNN VAE · prior.fid"],
-    "class_prior_adherence": ["beyond.conditional.course recipe.adherence", "beyond.conditional.chosen.adherence"],
-    "class_prior_accuracy": ["beyond.samples.conditional, course recipe · prior.class_accuracy",
-                             "beyond.samples.conditional, chosen · prior.class_accuracy"],
-}
-
 
 def seed_dir(seed: int, budget: str = "full", runs_dir=None) -> Path:
     """Where the run of one further seed keeps its metrics, figures and executed notebooks."""
@@ -191,8 +159,7 @@ def collect(runs: dict[int, dict]) -> dict:
 def write_seeds(seeds, budget: str = "full", results_path=None, runs_dir=None) -> dict:
     """Gather seed 0 (the results file) and the further seeds' runs, and merge the ``seeds`` section into the
     results file. A seed whose run is missing is an error naming its folder: nothing is written then."""
-    results_path = Path(results_path or (ROOT / "runs" / "quick" / "metrics.json" if budget == "quick"
-                                         else ROOT / "results" / "metrics.json"))
+    results_path = Path(results_path or default_outputs(budget)[1])
     runs = {}
     for seed in seeds:
         path = results_path if seed == 0 else seed_dir(seed, budget, runs_dir) / "metrics.json"
@@ -230,11 +197,12 @@ def main(argv=None) -> int:
 
 
 def precision_main(precision: str, budget: str) -> int:
-    results = ROOT / "runs" / "quick" / "metrics.json" if budget == "quick" else ROOT / "results" / "metrics.json"
+    results = default_outputs(budget)[1]
     try:
         if precision == "fp32":
             raise ParameterError("--precision: the report's run is fp32 already; give another precision (bf16)")
-        check_precision(precision)
+        if precision not in PRECISIONS:
+            raise ParameterError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         run_precision(precision, budget)
         other = read_metrics(precision_dir(precision, budget) / "metrics.json")
         section = merge_metrics(results, "precision", {**compare_precision(read_metrics(results), other, precision),

@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import evaluation as E
+import helpers as E
 from helpers.data import make_synthetic_images, to_tensor
 from helpers.models import VAE, Classifier, kl_to_standard_normal, vae_loss
 from helpers.training import evaluate

@@ -23,7 +23,7 @@ from scipy.stats import multivariate_normal
 from torch import nn
 
 import helpers as H
-from helpers.evaluation import classifier_outputs
+from helpers.quality import classifier_outputs
 
 # ---------------------------------------------------------------------------------------------------
 # split_validation
@@ -389,7 +389,7 @@ class ToyCVAE(nn.Module):
             classes = torch.randint(5, (len(z),), generator=self.generator)
         return block_drawings(classes)
 
-    def decode_logits(self, z, y=None):  # marks the model as a VAE for helpers.evaluation
+    def decode_logits(self, z, y=None):  # marks the model as a VAE for helpers.inference
         return torch.logit(self.decode(z, y), eps=1e-6)
 
 

@@ -9,7 +9,7 @@ import pytest
 from conftest import ROOT, child_env
 
 from helpers import seeds as S
-from helpers.report import read_metrics
+from helpers.results import read_metrics
 
 
 def run_metrics(lstm, cnn, elbo_cnn, elbo_gru, chosen="cpvae_fit"):

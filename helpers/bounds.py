@@ -1,0 +1,121 @@
+"""Likelihood bounds of a VAE: the ELBO with its parts, the importance-weighted bound, active units.
+
+Likelihoods and bounds are in nats per image (summed over the 784 pixels and the latent dimensions, averaged
+over images), like ``vae_loss``. Sums are float64, on the host. Images as in ``helpers.inference``."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from scipy.special import logsumexp
+from torch import nn
+from torch.nn import functional as F
+
+from .inference import batches, check_images, device_of, evaluating, labels_for, require_vae, to_host
+
+__all__ = ["vae_elbo", "iwae_bound", "active_units", "vae_bounds"]
+
+# At most this many drawings go through the decoder at once in iwae_bound (k samples x images).
+_MAX_DECODE = 1000
+
+
+def _bernoulli_log_lik(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """log p(x|z) of a Bernoulli decoder, summed over the pixels: (..., 1, 28, 28) -> (...), in nats.
+    It is minus the binary cross-entropy of ``vae_loss`` (pixels in [0, 1] act as soft targets)."""
+    bce = F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none")
+    return -bce.flatten(-3).sum(-1)
+
+
+def _log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(z; mu, diag exp(logvar)), summed over the last dimension, in nats."""
+    return -0.5 * (math.log(2 * math.pi) + logvar + (z - mu).pow(2) * torch.exp(-logvar)).sum(-1)
+
+
+def vae_elbo(model: nn.Module, X: torch.Tensor, y=None, batch_size: int = 500, seed: int = 0) -> dict:
+    """The negative ELBO of a VAE on X, in nats per image (Kingma & Welling, 2014, eq. 10, beta = 1).
+
+    Returns ``rec`` (Bernoulli negative log-likelihood summed over pixels, one Monte Carlo sample of
+    z ~ q(z|x) per image, drawn from a torch.Generator seeded with ``seed``), ``kl`` (analytic KL to
+    N(0, I)), ``neg_elbo`` = rec + kl, ``kl_per_dim`` (D floats, nats per image) and ``active_units``
+    (see ``active_units``, computed from the posterior means)."""
+    require_vae(model, "vae_elbo")
+    X = check_images(X)
+    y = labels_for(model, y, len(X), "vae_elbo")
+    device, g = device_of(model), torch.Generator().manual_seed(seed)
+    rec_sum, kl_sum, mus, eps = 0.0, 0.0, [], None  # float64 sums, on the CPU
+    with evaluating(model):
+        for sl in batches(len(X), batch_size):
+            x, yb = X[sl].to(device), None if y is None else y[sl].to(device)
+            mu, logvar = model.encode(x, yb)
+            # Own noise instead of model.reparameterize, whose randn_like uses the global RNG; drawn for all
+            # of X at once, so that it does not depend on the batch size (torch.randn fills blocks of 16).
+            if eps is None:
+                eps = torch.randn((len(X), mu.shape[1]), generator=g)
+            z = mu + eps[sl].to(device) * torch.exp(0.5 * logvar)
+            rec_sum -= float(to_host(_bernoulli_log_lik(model.decode_logits(z, yb), x)).sum())
+            kl_sum = kl_sum + to_host(model.kl(mu, logvar, yb)).sum(0)  # (D,)
+            mus.append(mu.float().cpu())
+    n = len(X)
+    kl_per_dim = (kl_sum / n).tolist()
+    rec, kl = rec_sum / n, float(sum(kl_per_dim))
+    return {"neg_elbo": rec + kl, "rec": rec, "kl": kl, "kl_per_dim": kl_per_dim,
+            "active_units": active_units(torch.cat(mus).numpy())}
+
+
+def iwae_bound(model: nn.Module, X: torch.Tensor, y=None, k: int = 100, batch_size: int = 50,
+               seed: int = 0) -> float:
+    """Estimate of -log p(x) by the importance-weighted bound with k samples (Burda et al., 2016,
+    "Importance Weighted Autoencoders", eq. 8), in nats per image:
+
+        -log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x),   z_i ~ q(z|x),
+
+    computed with logsumexp. It is an upper bound of -log p(x) that tightens as k grows and, on average,
+    is at most the negative ELBO (k = 1). Samples come from a torch.Generator seeded with ``seed``."""
+    require_vae(model, "iwae_bound")
+    if k < 1:
+        raise ValueError(f"k must be a positive integer, got {k}")
+    X = check_images(X)
+    y = labels_for(model, y, len(X), "iwae_bound")
+    device, g = device_of(model), torch.Generator().manual_seed(seed)
+    total = 0.0
+    with evaluating(model):
+        for sl in batches(len(X), batch_size):
+            x, yb = X[sl].to(device), None if y is None else y[sl].to(device)
+            mu, logvar = model.encode(x, yb)  # (B, D)
+            B, D = mu.shape
+            chunk = max(1, _MAX_DECODE // B)  # samples per decoder pass, to bound memory
+            log_w = []
+            for start in range(0, k, chunk):
+                kc = min(chunk, k - start)
+                eps = torch.randn((kc, B, D), generator=g).to(device)
+                z = mu + eps * torch.exp(0.5 * logvar)  # (kc, B, D)
+                y_rep = None if yb is None else yb.repeat(kc)  # z.reshape below is sample-major
+                logits = model.decode_logits(z.reshape(kc * B, D), y_rep).reshape(kc, B, 1, 28, 28)
+                log_px = _bernoulli_log_lik(logits, x)  # (kc, B)
+                y_rep_z = None if yb is None else y_rep.reshape(kc, B)
+                log_pz = _log_normal(z, model.prior_mean(z, y_rep_z), torch.zeros_like(z))
+                log_qz = _log_normal(z, mu, logvar)
+                log_w.append(to_host(log_px + log_pz - log_qz))
+            bound = logsumexp(np.concatenate(log_w), axis=0) - math.log(k)  # (B,) lower bound of log p(x)
+            total -= float(bound.sum())
+    return total / len(X)
+
+
+def active_units(mu: np.ndarray, threshold: float = 0.01) -> int:
+    """Number of latent dimensions u with Cov_x(E_q[z_u | x]) > threshold (Burda et al., 2016, sec. 5.2).
+    ``mu``: posterior means (N, D); the variance over the N images is the population variance."""
+    mu = np.asarray(mu, dtype=np.float64)
+    if mu.ndim != 2 or len(mu) < 2:
+        raise ValueError(f"mu must be (N, D) with N >= 2, got shape {mu.shape}")
+    return int((mu.var(axis=0) > threshold).sum())
+
+
+def vae_bounds(model: nn.Module, X: torch.Tensor, y=None, n_iwae: int = 1000, k: int = 100,
+                seed: int = 0) -> dict:
+    """``vae_elbo`` on all of X, plus ``iwae``: the IWAE bound with k samples on the first ``n_iwae``
+    drawings (nats per image)."""
+    bounds = vae_elbo(model, X, y, seed=seed)
+    bounds["iwae"] = iwae_bound(model, X[:n_iwae], None if y is None else y[:n_iwae], k=k, seed=seed)
+    return bounds

@@ -1,0 +1,110 @@
+"""The results file, results/metrics.json: reading it, merging a section into it (atomically, under a lock, so
+that processes merging at once keep every section), finding a number in it by its dotted path, and where its
+headline numbers live.
+
+Results are nested data, model then sampler or metric (``beyond.samples["CNN-CNN VAE"]["mixture"]["fid"]``), written
+once by the notebook that computes them and read by the same paths by the report (helpers.report), the seed
+spread (helpers.seeds) and the notebooks. Keys hold no structure of their own: nothing splits a key again.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+from .files import ROOT, atomic_write_json, locked, repo_path
+
+__all__ = ["HEADLINE", "CLAIMS", "default_outputs", "read_metrics", "merge_metrics", "lookup"]
+
+# The headline numbers: dotted paths into the metrics, "*" standing for every key at that level (every model).
+HEADLINE = [
+    "lstm_ae.test_mse", "cnn_ae.test_mse",
+    "vae.models.*.neg_elbo", "vae.models.*.iwae", "vae.models.*.fid",
+    "vae.classifier.test_accuracy", "vae.conditional_accuracy.accuracy",
+    "latent.models.*.knn5_accuracy", "latent.models.*.silhouette",
+    "beyond.conditional.*.neg_elbo", "beyond.conditional.*.iwae", "beyond.conditional.*.adherence",
+    "beyond.samples.*.*.fid", "beyond.samples.*.*.class_accuracy",
+    "beyond.conditional.*.samples.*.fid", "beyond.conditional.*.samples.*.class_accuracy",
+]
+
+# The report's comparisons, checked seed by seed: each is a chain of headline numbers that should increase
+# from left to right (lower-is-better numbers first, the winner first).
+CLAIMS = {
+    "cnn_ae_beats_lstm_ae": ["cnn_ae.test_mse", "lstm_ae.test_mse"],
+    "cnn_encoder_lower_elbo": ["vae.models.CNN-CNN VAE.neg_elbo", "vae.models.GRU-CNN VAE.neg_elbo"],
+    "conditioning_lowers_elbo": ["vae.models.conditional CNN-CNN VAE.neg_elbo", "vae.models.CNN-CNN VAE.neg_elbo"],
+    "iwae_ranking": ["vae.models.conditional CNN-CNN VAE.iwae", "vae.models.CNN-CNN VAE.iwae",
+                     "vae.models.GRU-CNN VAE.iwae"],
+    "fid_ranking": ["vae.models.conditional CNN-CNN VAE.fid", "vae.models.CNN-CNN VAE.fid",
+                    "vae.models.GRU-CNN VAE.fid"],
+    "mixture_beats_prior": ["beyond.samples.CNN-CNN VAE.mixture.fid", "beyond.samples.CNN-CNN VAE.prior.fid"],
+    "class_prior_adherence": ["beyond.conditional.course recipe.adherence", "beyond.conditional.chosen.adherence"],
+    "class_prior_accuracy": ["beyond.conditional.course recipe.samples.prior.class_accuracy",
+                             "beyond.conditional.chosen.samples.prior.class_accuracy"],
+}
+
+
+
+def default_outputs(budget: str = "full") -> tuple[Path, Path]:
+    """(figures folder, results file) of a run at ``budget``: the committed figures/ and results/metrics.json for
+    the report's run, runs/quick/ for a quick one (never over the committed results)."""
+    if budget == "quick":
+        return ROOT / "runs" / "quick" / "figures", ROOT / "runs" / "quick" / "metrics.json"
+    return ROOT / "figures", ROOT / "results" / "metrics.json"
+
+
+def _plain(value):
+    """numpy/torch scalars and arrays -> JSON-ready Python values; floats rounded to 6 significant digits
+    so that reruns on the same machine compare equal and diffs stay readable."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"refusing to write a non-finite number ({value}) to the metrics")
+        return float(f"{value:.6g}")
+    return value
+
+
+def read_metrics(path: str | os.PathLike) -> dict:
+    """The metrics so far ({} when the file does not exist yet); a corrupt file is an error, never reset.
+    A relative ``path`` is taken from the repository root."""
+    path = repo_path(path)
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e}); fix or delete it, then rerun") from e
+
+
+def merge_metrics(path: str | os.PathLike, section: str, values: dict, update: bool = False) -> dict:
+    """Replace ``section`` of the metrics file with ``values`` (``update=True``: add and replace only the keys
+    of ``values`` in it), other sections kept; written atomically. The read-modify-write holds a lock
+    (``<path>.lock``), so processes merging at once keep every section. Returns the section. A relative
+    ``path`` is taken from the repository root."""
+    path = repo_path(path)
+    values = _plain(values)
+    with locked(path):
+        metrics = read_metrics(path)
+        metrics[section] = {**metrics.get(section, {}), **values} if update else values
+        atomic_write_json(path, metrics)
+    return metrics[section]
+
+
+def lookup(metrics: dict, dotted: str):
+    """metrics["a"]["b"]... for "a.b..."; keys may contain spaces (model labels). A missing key is an error."""
+    node = metrics
+    for part in dotted.split("."):
+        if isinstance(node, list):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            raise KeyError(f"results have no {dotted!r} (missing {part!r}): run the notebook that writes it")
+    return node
