@@ -110,7 +110,7 @@ def load_cached_model(name: str, budget: str, data, runs_dir: Path):
     if name not in H.EXPERIMENTS:
         sys.exit(f"bench_tsne: no run named {name!r}; registered: {', '.join(H.EXPERIMENTS)}")
     run = H.EXPERIMENTS[name]
-    fit_data = H.split_validation(data)[0] if run.train_on == "fit" else data
+    fit_data = H.split_validation(data)[0] if run.train_on == "train_minus_val" else data
     folder = runs_dir / "models" / f"{name}-{config_key(run.spec, run.config(budget, 0), fit_data)}"
     if not (folder / "model.pt").exists():  # checked first: train_experiment would train it
         sys.exit(f"bench_tsne: {name} ({budget} budget, seed 0) is not in the cache ({folder / 'model.pt'} is "

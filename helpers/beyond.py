@@ -161,7 +161,7 @@ def conditional_results(nb: Notebook, clf: nn.Module, chosen: str, n: int, test_
     """``evaluate_conditional`` of the course recipe and of the chosen design (the same model when the recipe
     was chosen): ({"course recipe": model, "chosen": model}, {"course recipe": results, "chosen": results})."""
     chosen_run = EXPERIMENTS[chosen]
-    finals = {"course recipe": (EXPERIMENTS["cvae_cnn_fit"], "course recipe"),
+    finals = {"course recipe": (EXPERIMENTS["cvae_cnn_minus_val"], "course recipe"),
               "chosen": (chosen_run, f"{chosen_run.label} (chosen)")}
     models, results = {}, {}
     for key, (run, label) in finals.items():

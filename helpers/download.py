@@ -83,6 +83,15 @@ def _failed(url: str, reason: object) -> str:
             f"run. Without network access: {HOW_TO_GET_DATA}")
 
 
+def _skip(resp, n: int) -> None:
+    """Read and drop the first ``n`` bytes of a response (a server that ignored the Range)."""
+    while n:
+        chunk = resp.read(min(CHUNK_BYTES, n))
+        if not chunk:
+            break
+        n -= len(chunk)
+
+
 def _fetch(url: str, start: int, length: int, write, timeout: float, exact: bool = True) -> int:
     """Pass bytes [start, start + length) of ``url`` to ``write``; return how many (``length`` if exact).
 
@@ -102,12 +111,7 @@ def _fetch(url: str, start: int, length: int, write, timeout: float, exact: bool
                     raise DownloadError(f"{url}: asked for bytes {start}-{start + length - 1}, server "
                                         f"answered {m and m[0]!r}, Content-Length {size}; refused")
             elif resp.status == 200:
-                skip = start
-                while skip:
-                    chunk = resp.read(min(CHUNK_BYTES, skip))
-                    if not chunk:
-                        break
-                    skip -= len(chunk)
+                _skip(resp, start)
             else:
                 raise DownloadError(_failed(url, f"unexpected HTTP status {resp.status}"))
             while got < length:

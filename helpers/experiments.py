@@ -18,7 +18,8 @@ __all__ = ["BUDGETS", "Experiment", "EXPERIMENTS", "runs_of", "conditional", "on
            "train_experiment"]
 
 BUDGETS = ("full", "quick", "tiny")  # the report's budget, a demo in minutes (QUICK=1), the tests' seconds
-FAMILIES = ("autoencoder", "vae", "classifier", "conditional")
+FAMILIES = ("autoencoder", "vae", "classifier", "conditional", "study")
+TRAIN_ON = ("train", "train_minus_val")  # the whole training split, or the split without its validation part
 
 
 @dataclass(frozen=True)
@@ -27,9 +28,11 @@ class Experiment:
 
     ``family`` decides where it appears: "autoencoder" (the autoencoder table, notebook 05's latent spaces),
     "vae" (notebook 04's VAEs and notebook 05), "classifier" (the evaluation classifier of notebook 04) or
-    "conditional" (notebook 06's candidate conditional VAEs, chosen between on the validation split).
-    ``train_on`` is "train" (the whole training split) or "fit" (the training split without its validation
-    part, ``helpers.split_validation``), for the models that choices are made between.
+    "conditional" (notebook 06's candidate conditional VAEs, chosen between on the validation split) or
+    "study" (runs that no notebook of the report trains yet, for a study of one setting; ``nb.train(name)``).
+    ``train_on`` is "train" (the whole training split) or "train_minus_val" (the training split without its
+    validation part, ``helpers.split_validation``), for the models that choices are made between; their names
+    end in "_minus_val", and ``on_whole_training_split`` gives the final run without it.
     ``spec`` is the model: ``{"kind": <a key of helpers.models.MODEL_KINDS>, **arguments of its class}``.
     ``full`` holds the report's TrainConfig fields (``steps`` or ``epochs``, ``batch_size``, ``lr``);
     ``quick`` and ``tiny`` the fields that change for ``QUICK=1`` and for the notebook tests."""
@@ -46,8 +49,10 @@ class Experiment:
     def __post_init__(self):
         if self.family not in FAMILIES:
             raise ValueError(f"{self.name}: family must be one of {FAMILIES}, got {self.family!r}")
-        if self.train_on not in ("train", "fit"):
-            raise ValueError(f"{self.name}: train_on must be 'train' or 'fit', got {self.train_on!r}")
+        if self.train_on not in TRAIN_ON:
+            raise ValueError(f"{self.name}: train_on must be one of {TRAIN_ON}, got {self.train_on!r}")
+        if (self.train_on == "train_minus_val") != self.name.endswith("_minus_val"):
+            raise ValueError(f"{self.name}: a run trained without the validation part is named <final name>_minus_val")
 
     def config(self, budget: str = "full", seed: int = 0, precision: str = "fp32") -> TrainConfig:
         """The TrainConfig of this run at ``budget`` ("full", "quick" or "tiny") and ``precision``."""
@@ -85,19 +90,22 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                {"epochs": 15, "batch_size": 128, "lr": 1e-3}, quick={"epochs": 2}, tiny={"epochs": 1}),
     # Conditional VAEs that notebook 06 chooses between on the validation split: the course recipe (class
     # into encoder and decoder, prior N(0, I)) and two with a class prior N(m_c, I), same budget and size.
-    Experiment("cvae_cnn_fit", "course recipe", "conditional", _vae_spec("cnn", 5),
-               {"epochs": 50, "batch_size": 128, "lr": 1e-3}, **_VAE_BUDGET, train_on="fit"),
-    Experiment("cpvae_dec_fit", "class prior, class into the decoder", "conditional",
+    Experiment("cvae_cnn_minus_val", "course recipe", "conditional", _vae_spec("cnn", 5),
+               {"epochs": 50, "batch_size": 128, "lr": 1e-3}, **_VAE_BUDGET, train_on="train_minus_val"),
+    Experiment("cvae_class_prior_decoder_minus_val", "class prior, class into the decoder", "conditional",
                {**_vae_spec("cnn", 5), "class_input": "decoder", "class_prior": True},
-               {"epochs": 50, "batch_size": 128, "lr": 1e-3}, **_VAE_BUDGET, train_on="fit"),
-    Experiment("cpvae_fit", "class prior only", "conditional",
+               {"epochs": 50, "batch_size": 128, "lr": 1e-3}, **_VAE_BUDGET, train_on="train_minus_val"),
+    Experiment("cvae_class_prior_minus_val", "class prior only", "conditional",
                {**_vae_spec("cnn", 5), "class_input": "none", "class_prior": True},
-               {"epochs": 50, "batch_size": 128, "lr": 1e-3}, **_VAE_BUDGET, train_on="fit"),
+               {"epochs": 50, "batch_size": 128, "lr": 1e-3}, **_VAE_BUDGET, train_on="train_minus_val"),
+    # The CNN-CNN VAE with its KL weight raised from 0 to 1 over the first fifth of training (helpers.vae_loss).
+    Experiment("vae_cnn_kl_warmup", "CNN-CNN VAE, KL warm-up", "study", {**_vae_spec("cnn"), "kl_warmup": 0.2},
+               {"epochs": 50, "batch_size": 128, "lr": 1e-3}, **_VAE_BUDGET),
 ]}
 
 
 def runs_of(family: str | None = None) -> list[Experiment]:
-    """The registered runs of one family ("autoencoder", "vae", "classifier"), or all, in registry order."""
+    """The registered runs of one family (one of ``FAMILIES``), or all, in registry order."""
     if family is not None and family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
     return [e for e in EXPERIMENTS.values() if family in (None, e.family)]
@@ -115,20 +123,20 @@ def conditional(vae: Experiment, n_classes: int = 5) -> Experiment:
 
 def on_whole_training_split(run: Experiment) -> Experiment:
     """The same run trained on the whole training split: the final model once validation has chosen it."""
-    return dataclasses.replace(run, name=run.name.removesuffix("_fit"), train_on="train")
+    return dataclasses.replace(run, name=run.name.removesuffix("_minus_val"), train_on="train")
 
 
 def train_experiment(run: Experiment | str, data, budget: str = "full", seed: int = 0, precision: str = "fp32",
                      **kwargs):
     """``train_or_load`` of a registered run (or its name) at ``budget`` and ``precision`` ("fp32" or "bf16",
     see ``helpers.devices.autocast``): (model in eval mode, record).
-    ``data`` is the loaded folder; a run with ``train_on="fit"`` trains without the validation part.
+    ``data`` is the loaded folder; a run with ``train_on="train_minus_val"`` trains without the validation part.
     ``kwargs`` go to ``train_or_load`` (device, runs_dir, progress, verbose)."""
     if isinstance(run, str):
         if run not in EXPERIMENTS:
             raise ValueError(f"no run named {run!r} in helpers.experiments.EXPERIMENTS; "
                              f"registered: {', '.join(EXPERIMENTS)}")
         run = EXPERIMENTS[run]
-    if run.train_on == "fit":
+    if run.train_on == "train_minus_val":
         data = split_validation(data)[0]
     return train_or_load(run.name, run.spec, run.config(budget, seed, precision), data, **kwargs)

@@ -74,7 +74,8 @@ class CNNAutoencoder(nn.Module):
         return self.decode(self.encode(x))
 
 
-def ae_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+def ae_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None,
+            progress: float = 1.0) -> dict[str, torch.Tensor]:
     """Per-pixel MSE (mean over pixels and images)."""
     return {"loss": F.mse_loss(model(x), x)}
 
@@ -155,10 +156,12 @@ class VAE(nn.Module):
     "both" (Sohn et al., 2015: encoder q(z|x,c) and decoder p(x|z,c); the course recipe), "decoder" or
     "none". ``class_prior=True`` replaces the prior N(0, I) by p(z|c) = N(m_c, I) with a learned mean m_c per
     class, so each class gets a region of the latent space; sampling a class then means sampling its region.
+    ``kl_warmup`` > 0 raises the KL weight linearly from 0 to ``beta`` over that fraction of training (KL
+    annealing, Bowman et al., 2016), so the decoder learns to use z before the KL term pulls q(z|x) to the prior.
     """
 
     def __init__(self, encoder: str = "cnn", latent_dim: int = 32, n_classes: int = 0, beta: float = 1.0,
-                 class_input: str = "both", class_prior: bool = False):
+                 class_input: str = "both", class_prior: bool = False, kl_warmup: float = 0.0):
         super().__init__()
         if encoder not in ("gru", "cnn"):
             raise ValueError(f"encoder must be 'gru' or 'cnn', got {encoder!r}")
@@ -167,7 +170,10 @@ class VAE(nn.Module):
         if class_prior and not n_classes:
             raise ValueError("class_prior=True needs n_classes > 0")
         self.latent_dim, self.n_classes = latent_dim, n_classes
+        if not 0 <= kl_warmup <= 1:
+            raise ValueError(f"kl_warmup must be a fraction of training in [0, 1], got {kl_warmup!r}")
         self.beta = float(beta)  # KL weight of vae_loss; 1 gives the ELBO
+        self.kl_warmup = float(kl_warmup)  # the first fraction of training raises the KL weight from 0 to beta
         k_enc = n_classes if class_input == "both" else 0
         k_dec = n_classes if class_input in ("both", "decoder") else 0
         self.encoder = (GRUEncoder(latent_dim, n_classes=k_enc) if encoder == "gru"
@@ -236,12 +242,17 @@ def kl_to_normal(mu: torch.Tensor, logvar: torch.Tensor, prior_mu: torch.Tensor)
     return kl_to_standard_normal(mu - prior_mu, logvar)
 
 
-def vae_loss(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, beta: float | None = None):
+def vae_loss(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, beta: float | None = None,
+             progress: float = 1.0):
     """Negative ELBO in nats per image: Bernoulli reconstruction (binary cross-entropy summed over the 784
     pixels) + beta * KL to the prior summed over latent dimensions, both averaged over the images. ``beta``
-    defaults to the model's own (``VAE.beta``).
+    defaults to the model's own (``VAE.beta``), scaled by min(1, progress / kl_warmup) during a KL warm-up;
+    ``progress`` is the fraction of training done (the training loop passes it; held-out losses use 1).
     Kingma & Welling (2014), "Auto-Encoding Variational Bayes", eq. 10 with the KL of Appendix B."""
     beta = getattr(model, "beta", 1.0) if beta is None else beta
+    warmup = getattr(model, "kl_warmup", 0.0)
+    if warmup:
+        beta = beta * min(1.0, progress / warmup)
     logits, mu, logvar = model(x, y)
     rec = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1).mean()
     kl = model.kl(mu, logvar, y).sum(1).mean()
@@ -276,7 +287,7 @@ class Classifier(nn.Module):
         return self.head(self.body(x))  # (B, 5) logits
 
 
-def classifier_loss(model: Classifier, x: torch.Tensor, y: torch.Tensor):
+def classifier_loss(model: Classifier, x: torch.Tensor, y: torch.Tensor, progress: float = 1.0):
     """Cross-entropy on drawings randomly shifted by up to 2 pixels (augmentation only while training)."""
     if model.training:
         dx, dy = torch.randint(-2, 3, (2,)).tolist()

@@ -235,7 +235,7 @@ class _Run:
         """One Adam step on batch number ``self.step``."""
         idx = self.batch()
         with autocast(self.device, self.cfg.precision):  # the forward pass and the loss
-            parts = self.loss_fn(self.model, *(t[idx] for t in self.train))
+            parts = self.loss_fn(self.model, *(t[idx] for t in self.train), progress=self.step / self.total)
         self.optimizer.zero_grad(set_to_none=True)
         parts["loss"].backward()
         with _holding_interrupts():
@@ -304,10 +304,12 @@ def fit(model: nn.Module, loss_fn, train: tuple[torch.Tensor, ...], val: tuple[t
         desc: str = "train") -> dict:
     """Train ``model`` in place with Adam; return its record (history, wall time, images/s).
 
-    ``train``/``val`` are tuples of tensors on the model's device, (X,) or (X, y); ``loss_fn(model, *batch)``
-    returns a dict of scalar tensors with a "loss" key. With ``ckpt_path`` a checkpoint is written every
-    ``cfg.ckpt_every`` steps, at the end, and on Ctrl-C (the state after the last complete step); if it
-    exists, training resumes from it, to the weights an uninterrupted run ends with (on the CPU).
+    ``train``/``val`` are tuples of tensors on the model's device, (X,) or (X, y). ``loss_fn(model, *batch,
+    progress=f)`` returns a dict of scalar tensors with a "loss" key; ``f`` is the fraction of training done
+    before the step (0 at the first), for schedules such as a KL warm-up; held-out losses leave it at its
+    default. With ``ckpt_path`` a checkpoint is written every ``cfg.ckpt_every`` steps, at the end, and on
+    Ctrl-C (the state after the last complete step); if it exists, training resumes from it, to the weights an
+    uninterrupted run ends with (on the CPU).
     """
     if train[0].device.type == "cpu":
         keep_freed_memory()

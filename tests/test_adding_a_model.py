@@ -112,3 +112,45 @@ def test_a_new_autoencoder_needs_three_files_and_appears_in_tables_tsne_and_runs
     assert sorted(metrics["latent"]["models"]) == ["CNN AE", "CNN-CNN VAE", "GRU-CNN VAE", "LSTM AE", "MLP AE"]
     assert (work / "figures" / "05_tsne.png").stat().st_size > 10_000
     assert (work / "figures" / "07_mlp_reconstructions.png").is_file()
+
+
+# ---------------------------------------------------------------------------------------------------
+# The README's "Adding an experiment to notebook 06": a conditional design is one registry entry
+# ---------------------------------------------------------------------------------------------------
+
+DESIGN = '''    Experiment("cvae_class_prior_small_minus_val", "class prior, 8-d latent", "conditional",
+               {**_vae_spec("cnn", 5), "latent_dim": 8, "class_input": "none", "class_prior": True},
+               {"epochs": 50, "batch_size": 128, "lr": 1e-3}, **_VAE_BUDGET, train_on="train_minus_val"),
+'''
+
+CHECK_06 = textwrap.dedent("""
+    import sys
+    import helpers as H
+    from helpers import runner
+
+    assert H.__file__.startswith(sys.argv[2]), H.__file__
+    work = sys.argv[1]
+    runner.reproduce(only=["06"], budget="tiny", fig_dir=work + "/figures", results_path=work + "/metrics.json",
+                     runs_dir=work + "/runs", out_dir=work + "/notebooks", log_output=False)
+    print(H.TABLES["beyond-candidates"](H.read_metrics(work + "/metrics.json")))
+""")
+
+
+@pytest.mark.notebook
+def test_a_new_conditional_design_needs_one_registry_entry_and_notebook_06_compares_it(tmp_path, synthetic_dir):
+    repo = tmp_path / "repo"
+    for folder in ("helpers", "notebooks"):
+        shutil.copytree(ROOT / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_*"))
+    insert_before(repo / "helpers" / "experiments.py", "    # The CNN-CNN VAE with its KL weight", DESIGN)
+    assert changed_files(ROOT, repo) == ["helpers/experiments.py"]
+
+    work = tmp_path / "work"
+    proc = subprocess.run([sys.executable, "-c", CHECK_06, str(work), str(repo)], capture_output=True, text=True,
+                          timeout=600, cwd=tmp_path, env=child_env(PYTHONPATH=repo, QUICKDRAW_DIR=synthetic_dir))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    metrics = json.loads((work / "metrics.json").read_text(encoding="utf-8"))
+    candidates = metrics["beyond"]["candidates"]
+    assert sorted(candidates) == ["cvae_class_prior_decoder_minus_val", "cvae_class_prior_minus_val",
+                                  "cvae_class_prior_small_minus_val", "cvae_cnn_minus_val"]
+    assert 0 <= candidates["cvae_class_prior_small_minus_val"]["val_adherence"] <= 1
+    assert "class prior, 8-d latent" in proc.stdout  # its row of the report's table of designs

@@ -145,9 +145,9 @@ def test_a_nan_is_caught_at_the_next_log_and_never_reaches_a_checkpoint(tensors_
     model, loss_fn = H.build_model({"kind": "cnn_ae"})
     calls = [0]
 
-    def nan_at_step_6(m, *batch):
+    def nan_at_step_6(m, *batch, **kw):
         calls[0] += 1
-        out = loss_fn(m, *batch)
+        out = loss_fn(m, *batch, **kw)
         return {"loss": out["loss"] * float("nan")} if calls[0] == 6 else out
 
     cfg = H.TrainConfig(steps=20, batch_size=32, log_every=5, ckpt_every=5)

@@ -12,7 +12,7 @@ from helpers import seeds as S
 from helpers.results import read_metrics
 
 
-def run_metrics(lstm, cnn, elbo_cnn, elbo_gru, chosen="cpvae_fit"):
+def run_metrics(lstm, cnn, elbo_cnn, elbo_gru, chosen="cvae_class_prior_minus_val"):
     """A results file of one seed, cut down to a few headline numbers."""
     return {"lstm_ae": {"test_mse": lstm, "params": 1000}, "cnn_ae": {"test_mse": cnn},
             "vae": {"models": {"CNN-CNN VAE": {"neg_elbo": elbo_cnn, "iwae": elbo_cnn - 10, "kl_per_dim": [1.0]},

@@ -60,11 +60,11 @@ def _run(spec, tensors, steps, ckpt=None, stop_at=None):
     model, loss_fn = H.build_model(spec)
     calls = {"n": 0}
 
-    def interrupted_loss(m, *batch):
+    def interrupted_loss(m, *batch, **kw):
         calls["n"] += 1
         if stop_at and calls["n"] > stop_at:
             raise Interrupt  # like a crash: no checkpoint written at this point
-        return loss_fn(m, *batch)
+        return loss_fn(m, *batch, **kw)
 
     cfg = H.TrainConfig(steps=steps, batch_size=32, lr=1e-3, ckpt_every=4)
     record = H.fit(model, interrupted_loss, tensors, None, cfg, ckpt_path=ckpt, progress=False)
@@ -125,8 +125,8 @@ def _ctrl_c_run(spec, split, cfg=CTRL_C_CFG, ckpt=None, on_loss=None):
     model, loss_fn = H.build_model(spec)
     calls = {True: 0, False: 0}  # loss calls while training, while evaluating
 
-    def loss_then_hook(m, *batch):
-        parts = loss_fn(m, *batch)
+    def loss_then_hook(m, *batch, **kw):
+        parts = loss_fn(m, *batch, **kw)
         calls[m.training] += 1
         if on_loss:
             on_loss(m.training, calls[m.training])
@@ -204,9 +204,9 @@ def test_sigint_at_a_random_moment_then_resume_gives_the_uninterrupted_weights(s
 def test_nan_guard_stops_with_step_in_message(tensors):
     model, loss_fn = H.build_model({"kind": "cnn_ae"})
 
-    def nan_after_three(m, *batch, calls=[0]):  # noqa: B006 - a counter
+    def nan_after_three(m, *batch, calls=[0], **kw):  # noqa: B006 - a counter
         calls[0] += 1
-        out = loss_fn(m, *batch)
+        out = loss_fn(m, *batch, **kw)
         return {"loss": out["loss"] * float("nan")} if calls[0] == 4 else out
 
     with pytest.raises(FloatingPointError, match="loss became nan at step 4"):
@@ -291,3 +291,61 @@ def test_a_bf16_run_trains_in_bf16_and_its_loss_falls(spec, tensors, synthetic, 
     assert H.run_summary(model, record)["precision"] == "bf16"
     loaded, again = H.train_or_load(spec["kind"], spec, cfg, synthetic, runs_dir=tmp_path, progress=False)
     assert again["trained_now"] is False and loaded.precision == "bf16"
+
+
+# ---------------------------------------------------------------------------------------------------
+# The loss sees the step: a KL warm-up (registry entry vae_cnn_kl_warmup)
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_the_kl_weight_rises_from_zero_to_beta_over_the_warm_up(tensors):
+    run = H.EXPERIMENTS["vae_cnn_kl_warmup"]
+    torch.manual_seed(0)
+    vae = H.build_model(run.spec)[0].eval()
+    x = tensors[0][:8]
+    at = {}
+    for progress in (0.0, 0.1, 0.2, 0.7):
+        torch.manual_seed(1)  # the same noise at every point
+        at[progress] = H.vae_loss(vae, x, progress=progress)
+    rec, kl = at[0.0]["rec"], at[0.0]["kl"]
+    assert torch.equal(at[0.0]["loss"], rec)  # KL weight 0 at the first step
+    assert float(at[0.1]["loss"]) == pytest.approx(float(rec + 0.5 * kl), abs=1e-3)  # halfway through 0.2
+    assert torch.equal(at[0.2]["loss"], rec + kl) and torch.equal(at[0.7]["loss"], rec + kl)
+    torch.manual_seed(1)
+    assert torch.equal(H.vae_loss(vae, x)["loss"], rec + kl)  # held-out losses: the full ELBO
+
+
+@pytest.mark.parametrize("where, step, saved_step", [("loss", 4, 3), ("optimizer.step", 6, 6)])
+def test_a_kl_warmup_run_resumes_after_ctrl_c_to_the_uninterrupted_weights(where, step, saved_step, small_split,
+                                                                           tmp_path, monkeypatch, one_thread,
+                                                                           sigint_raises):
+    spec = H.EXPERIMENTS["vae_cnn_kl_warmup"].spec
+    cfg = H.TrainConfig(steps=10, batch_size=8, eval_every=2, ckpt_every=100)  # warm-up: steps 1-2
+    reference = _ctrl_c_run(spec, small_split, cfg)
+    ckpt = tmp_path / "ckpt.pt"
+    if where == "optimizer.step":
+        adam_step, steps = torch.optim.Adam.step, [0]
+
+        def step_then_sigint(self, *args, **kwargs):
+            out = adam_step(self, *args, **kwargs)
+            steps[0] += 1
+            if steps[0] == step:
+                signal.raise_signal(signal.SIGINT)
+            return out
+        monkeypatch.setattr(torch.optim.Adam, "step", step_then_sigint)
+    with pytest.raises(KeyboardInterrupt):
+        hook = None if where == "optimizer.step" else _raise_in(where, step)
+        _ctrl_c_run(spec, small_split, cfg, ckpt=ckpt, on_loss=hook)
+    monkeypatch.undo()
+    assert torch.load(ckpt, weights_only=True)["step"] == saved_step
+    _assert_same_run(reference, _ctrl_c_run(spec, small_split, cfg, ckpt=ckpt))
+
+
+def test_a_kl_warmup_run_is_trained_once_then_loaded_from_the_cache(synthetic, tmp_path):
+    run = H.EXPERIMENTS["vae_cnn_kl_warmup"]
+    _, first = H.train_experiment(run, synthetic, "tiny", runs_dir=tmp_path, progress=False, verbose=False)
+    _, again = H.train_experiment(run, synthetic, "tiny", runs_dir=tmp_path, progress=False, verbose=False)
+    assert first["trained_now"] and not again["trained_now"] and again["history"] == first["history"]
+    plain = H.EXPERIMENTS["vae_cnn"]
+    assert H.config_key(run.spec, run.config("tiny"), synthetic) != H.config_key(plain.spec, plain.config("tiny"),
+                                                                                 synthetic)
