@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 import helpers as H  # noqa: E402
 from helpers.files import atomic_write_json  # noqa: E402
-from helpers.runner import SMALL_PARAMS, _declared, notebooks, reproduce  # noqa: E402
+from helpers.runner import SMALL_PARAMS, declared_parameters, notebooks, reproduce  # noqa: E402
 
 SIZES = {"course": (4000, 1000), "smoke": (40, 10)}  # synthetic drawings per class: train, test
 OUT = ROOT / "runs" / "rehearse"
@@ -43,7 +43,7 @@ def full_evaluation_sizes() -> dict:
     names = {name for params in SMALL_PARAMS.values() for name in params}
     sizes = {}
     for path in notebooks():
-        declared = _declared(path)
+        declared = declared_parameters(path)
         for name in names & set(declared):
             sizes[name] = ast.literal_eval(declared[name]["default"])
     return sizes

@@ -27,8 +27,8 @@ from .experiments import BUDGETS
 from .files import ROOT
 from .results import default_outputs, merge_metrics
 
-__all__ = ["SMALL_PARAMS", "CHOICES", "ParameterError", "Interrupted", "notebooks", "check_parameters", "run_notebook",
-           "reproduce"]
+__all__ = ["SMALL_PARAMS", "CHOICES", "ParameterError", "Interrupted", "notebooks", "declared_parameters",
+           "check_parameters", "run_notebook", "reproduce"]
 
 
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -212,14 +212,14 @@ def reproduce(only=None, budget: str = "full", extra: dict | None = None, fig_di
     if "budget" in extra:  # it also decides where the outputs go, so it is not an ordinary parameter
         raise ParameterError("budget is not set with -p: QUICK=1 runs the quick budget (outputs in runs/quick/), "
                              "the default the report's")
-    unknown = sorted(set(extra) - {name for p in paths for name in _declared(p)})
+    unknown = sorted(set(extra) - {name for p in paths for name in declared_parameters(p)})
     if unknown:  # a typo must not be silently ignored
         raise ParameterError(f"unknown parameter(s) {', '.join(unknown)}: no notebook of "
                              f"{', '.join(p.name for p in paths)} declares them")
     _check_precision({**common, **extra})
     plans = []
     for p in paths:  # check every notebook's parameters before running the first one
-        params = {k: v for k, v in {**common, **extra}.items() if k in _declared(p)}
+        params = {k: v for k, v in {**common, **extra}.items() if k in declared_parameters(p)}
         check_parameters(p, params)
         plans.append((p, params))
     times = {}
@@ -234,7 +234,8 @@ def reproduce(only=None, budget: str = "full", extra: dict | None = None, fig_di
 _declared_cache: dict = {}
 
 
-def _declared(path: Path) -> dict:
+def declared_parameters(path: Path) -> dict:
+    """The parameters a notebook declares (papermill.inspect_notebook), read once per notebook."""
     if path not in _declared_cache:
         import papermill
 

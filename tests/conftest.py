@@ -7,6 +7,7 @@ from pathlib import Path
 os.environ["OMP_NUM_THREADS"] = "1"
 
 import pytest  # noqa: E402
+import torch  # noqa: E402
 
 import helpers as H  # noqa: E402
 
@@ -42,3 +43,9 @@ def real_data_dir() -> Path:
         pytest.skip("QUICKDRAW_DIR is not set: the real-data tests need a course-format folder "
                     "(CI points it at ../shared/data/quickdraw_sample)")
     return Path(REAL_DATA_DIR)
+
+
+def small_vae(encoder: str = "cnn", seed: int = 0, latent_dim: int = 8, **kwargs) -> H.VAE:
+    """A small VAE (8-d latent), initialised from ``seed``; ``kwargs`` go to ``helpers.VAE``."""
+    torch.manual_seed(seed)
+    return H.VAE(encoder, latent_dim=latent_dim, **kwargs)

@@ -12,6 +12,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import small_vae
 from torch import nn
 
 import helpers as E
@@ -25,11 +26,6 @@ def drawings():
     """10 synthetic drawings (2 per class): (10, 1, 28, 28) float in [0, 1] and labels (10,)."""
     x, y = make_synthetic_images(2, seed=0)
     return to_tensor(x), torch.from_numpy(y)
-
-
-def small_vae(encoder="cnn", n_classes=0, seed=0, latent_dim=8):
-    torch.manual_seed(seed)
-    return VAE(encoder, latent_dim=latent_dim, n_classes=n_classes)
 
 
 class IdentityLike(nn.Module):

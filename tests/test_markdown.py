@@ -87,10 +87,6 @@ def markdown_problems(path: Path) -> list[str]:
     return problems
 
 
-def test_there_are_notebooks():
-    assert len(NOTEBOOKS) >= 5, NOTEBOOKS
-
-
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_headings_are_single_short_lines_under_a_title(path):
     problems = markdown_problems(path)

@@ -7,6 +7,7 @@ The notebooks run in order in one folder, so notebook 05 loads the models that 0
 figures are read from each notebook's own ``H.savefig(fig, fig_dir, "NAME")`` calls, so a new notebook is
 tested without editing this file."""
 
+import ast
 import json
 import re
 import subprocess
@@ -69,8 +70,10 @@ def run_with_nbval(path, data_dir, workdir) -> dict:
     return {k: v for k, v in after.items() if before.get(k) != v}
 
 
-def test_the_numbered_notebooks_are_all_there():
-    assert [p.stem[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06"], NOTEBOOKS
+def test_the_numbered_notebooks_are_all_there_in_order():
+    """01-06 of the report, and any later notebook numbered after them (README: "Adding a model")."""
+    numbers = [int(p.stem[:2]) for p in NOTEBOOKS]
+    assert numbers[:6] == [1, 2, 3, 4, 5, 6] and numbers == sorted(set(numbers)), NOTEBOOKS
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -102,3 +105,26 @@ def test_the_report_renders_from_the_tiny_run(workdir):
     report = (H.ROOT / "report.md").read_text(encoding="utf-8")
     rendered = H.render_report(report, metrics)
     assert rendered != report  # the tiny run's numbers replaced the full run's
+
+
+def _code_cells(path) -> list[str]:
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def test_notebook_06_reads_as_a_lab_report_calls_and_figures_no_loops():
+    (path,) = runner.notebooks(["06"])
+    cells = _code_cells(path)
+    lines = [line for cell in cells for line in cell.splitlines() if line.strip() and not line.strip().startswith("#")]
+    assert len(lines) <= 50, f"{path.name}: {len(lines)} code lines; move the work into helpers/beyond.py"
+    for i, cell in enumerate(cells):
+        found = [type(n).__name__ for n in ast.walk(ast.parse(cell))
+                 if isinstance(n, ast.For | ast.While | ast.FunctionDef | ast.Lambda | ast.comprehension)]
+        assert not found, f"{path.name}, code cell {i}: {found}; a notebook cell calls helpers, it holds no loop"
+
+
+@pytest.mark.parametrize("path", runner.notebooks(["02", "03", "04", "05", "06"]), ids=lambda p: p.stem)
+def test_model_notebooks_set_up_in_one_line(path):
+    setup = _code_cells(path)[1]  # the cell after the parameters
+    assert setup.count("H.Notebook(data_dir, seed, device, budget, precision, runs_dir, progress)") == 1, setup
+    assert "H.load_quickdraw" not in setup and "H.pick_device" not in setup

@@ -386,10 +386,6 @@ def test_ruff_check_passes():
 SOURCE_NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
-def test_there_are_source_notebooks():
-    assert len(SOURCE_NOTEBOOKS) >= 5, SOURCE_NOTEBOOKS
-
-
 @pytest.mark.parametrize("path", SOURCE_NOTEBOOKS, ids=lambda p: p.stem)
 def test_source_notebook_is_clean_with_a_parameters_cell_and_the_python3_kernel(path):
     nb = json.loads(path.read_text(encoding="utf-8"))

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import small_vae
 from scipy.stats import multivariate_normal
 from torch import nn
 
@@ -120,11 +121,6 @@ def mixture_codes(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def nearest_mean(z: np.ndarray, means: np.ndarray) -> np.ndarray:
     return np.linalg.norm(z[:, None] - means[None], axis=2).argmin(1)
-
-
-def small_vae(seed: int = 0, **kwargs) -> H.VAE:
-    torch.manual_seed(seed)
-    return H.VAE("cnn", latent_dim=8, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------------
