@@ -328,3 +328,49 @@ def test_reconstruction_mse_of_identity_like_model_is_zero(drawings):
     assert torch.allclose(path[1], (X[0] + X[1]) / 2, rtol=0, atol=1e-6) and torch.equal(path[0], X[0])
     with pytest.raises(ValueError, match="to_tensor"):
         E.reconstruction_mse(model, (X * 255).to(torch.uint8))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Known answers: the maths pinned to numbers worked out by hand
+# ---------------------------------------------------------------------------------------------------
+
+
+class CoinFlipVAE(VAE):
+    """A VAE whose encoder says q(z|x) = N(mu_value, 1) and whose decoder gives logits 0 (p = 1/2 per pixel)."""
+
+    def __init__(self, mu_value: float = 0.0):
+        super().__init__("cnn", latent_dim=4)
+        self.mu_value = mu_value
+
+    def encode(self, x, y=None):
+        mu = torch.full((len(x), self.latent_dim), self.mu_value)
+        return mu, torch.zeros_like(mu)
+
+    def decode_logits(self, z, y=None):
+        return torch.zeros(len(z), 1, 28, 28)
+
+
+def test_a_decoder_of_coin_flips_costs_784_ln_2_nats_per_binary_drawing(drawings):
+    binary = (drawings[0] > 0.5).float()
+    bounds = E.vae_elbo(CoinFlipVAE(), binary)
+    assert bounds["rec"] == pytest.approx(784 * math.log(2), abs=1e-3)  # 543.43 nats
+    assert bounds["kl"] == pytest.approx(0.0, abs=1e-9) and bounds["neg_elbo"] == pytest.approx(543.4273, abs=1e-3)
+    # q(z|x) = p(z): every importance weight is p(x|z) = 2^-784, so the IWAE bound is the same at any k
+    assert E.iwae_bound(CoinFlipVAE(), binary, k=7) == pytest.approx(784 * math.log(2), abs=1e-3)
+
+
+def test_kl_of_n_2_1_from_the_standard_normal_is_2_nats_per_dimension():
+    kl = kl_to_standard_normal(torch.full((1, 3), 2.0), torch.zeros(1, 3))
+    assert torch.allclose(kl, torch.full((1, 3), 2.0), atol=1e-6)  # (mu^2 + s^2 - 1 - ln s^2) / 2 = 4 / 2
+    assert E.vae_elbo(CoinFlipVAE(mu_value=2.0), to_tensor(np.zeros((2, 28, 28), np.uint8)))["kl"] == \
+        pytest.approx(4 * 2.0, abs=1e-5)  # 4 latent dimensions
+
+
+def test_iwae_at_k_1_is_the_elbo_in_expectation_and_tightens_as_k_grows(drawings):
+    vae = small_vae(seed=1)
+    X = drawings[0]
+    elbo = np.mean([E.vae_elbo(vae, X, seed=s)["neg_elbo"] for s in range(20)])
+    iwae = {k: np.mean([E.iwae_bound(vae, X, k=k, seed=s) for s in range(20 if k == 1 else 3)]) for k in (1, 10, 40)}
+    assert iwae[1] == pytest.approx(elbo, abs=0.1)  # one importance sample: an estimator of the ELBO (545 nats)
+    # More samples, a tighter bound of -log p(x): here the gap is about 0.25 nats (sd of the k=1 mean: 0.05).
+    assert iwae[10] < iwae[1] - 0.1 and iwae[40] <= iwae[10] + 0.01
