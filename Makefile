@@ -32,7 +32,7 @@ $(STAMP): requirements.txt pyproject.toml
 		echo "  Point PYTHON at one: make setup PYTHON=python3.12 (or a full path, e.g. from pyenv or python.org)"; \
 		exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --no-compile -r requirements.txt
+	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	mkdir -p $(VENV)/share/jupyter/lab/settings
 	echo '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}' \

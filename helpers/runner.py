@@ -173,7 +173,7 @@ def run_notebook(path: Path, params: dict, out_dir: Path, log_output: bool = Tru
                                        kernel_manager_class=_kernel_manager_class(out.with_suffix(".kernel.log")))
     except PapermillExecutionError as e:
         if e.ename == "KeyboardInterrupt":
-            what = e.evalue or "no model was training"
+            what = e.evalue or "not in a training step, so nothing needed saving"
             raise Interrupted(f"{path.name} stopped in cell {e.cell_index}: {what}") from None
         raise RuntimeError(f"{path.name} failed in cell {e.cell_index} (execution count {e.exec_count}): "
                            f"{e.ename}: {e.evalue}\n  executed copy with the traceback: {out}") from None

@@ -11,11 +11,12 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
-import time
+import threading
 import uuid
 from pathlib import Path
 
@@ -434,13 +435,22 @@ def test_ctrl_c_during_training_ends_with_one_line_and_a_checkpoint(synthetic_di
     # A session of its own, as a terminal's foreground job is a process group; SIGINT as a terminal sends it.
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.monotonic() + 120
-    while not list((tmp_path / "runs" / "models").glob("lstm_ae-*/config.json")):
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.2)
-    time.sleep(3)  # a few steps into training (150 steps take about 25 s)
+    err_lines, training = [], threading.Event()
+
+    def read_stderr():  # the runner logs the text progress bar: a step count above 0 means the loop is running
+        for line in proc.stderr:
+            err_lines.append(line)
+            if re.match(r"lstm_ae: .*\| *[1-9]\d*/150", line):
+                training.set()
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    assert training.wait(180), "".join(err_lines)[-3000:]
     os.killpg(proc.pid, signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    out = proc.stdout.read()
+    proc.wait(timeout=120)
+    reader.join(timeout=30)
+    err = "".join(err_lines)
     assert proc.returncode == 130, out + err
     lines = [line for line in err.splitlines() if line.strip() and not line.startswith("lstm_ae:")]  # no bar
     assert len(lines) == 1 and "Traceback" not in err, err

@@ -143,6 +143,19 @@ def _assert_same_run(a, b):
     assert record_a["history"] == record_b["history"]
 
 
+def sigint_after_adam_step(monkeypatch, step: int) -> None:
+    """A real SIGINT as Adam finishes updating the weights of step ``step`` (1-based), before the step counts."""
+    adam_step, steps = torch.optim.Adam.step, [0]
+
+    def step_then_sigint(self, *args, **kwargs):
+        out = adam_step(self, *args, **kwargs)
+        steps[0] += 1
+        if steps[0] == step:
+            signal.raise_signal(signal.SIGINT)
+        return out
+    monkeypatch.setattr(torch.optim.Adam, "step", step_then_sigint)
+
+
 def _raise_in(where: str, step: int):
     """An ``on_loss`` hook that raises KeyboardInterrupt in training step ``step`` (1-based), or in the
     evaluation after it, after the loss has been computed."""
@@ -161,15 +174,7 @@ def test_ctrl_c_anywhere_in_a_step_then_resume_gives_the_uninterrupted_weights(s
     reference = _ctrl_c_run(spec, small_split)
     ckpt = tmp_path / "ckpt.pt"
     if where == "optimizer.step":  # a real SIGINT as Adam finishes updating the weights, before the step counts
-        adam_step, steps = torch.optim.Adam.step, [0]
-
-        def step_then_sigint(self, *args, **kwargs):
-            out = adam_step(self, *args, **kwargs)
-            steps[0] += 1
-            if steps[0] == step:
-                signal.raise_signal(signal.SIGINT)
-            return out
-        monkeypatch.setattr(torch.optim.Adam, "step", step_then_sigint)
+        sigint_after_adam_step(monkeypatch, step)
     with pytest.raises(KeyboardInterrupt):
         _ctrl_c_run(spec, small_split, ckpt=ckpt, on_loss=None if where == "optimizer.step" else _raise_in(where, step))
     monkeypatch.undo()
@@ -324,15 +329,7 @@ def test_a_kl_warmup_run_resumes_after_ctrl_c_to_the_uninterrupted_weights(where
     reference = _ctrl_c_run(spec, small_split, cfg)
     ckpt = tmp_path / "ckpt.pt"
     if where == "optimizer.step":
-        adam_step, steps = torch.optim.Adam.step, [0]
-
-        def step_then_sigint(self, *args, **kwargs):
-            out = adam_step(self, *args, **kwargs)
-            steps[0] += 1
-            if steps[0] == step:
-                signal.raise_signal(signal.SIGINT)
-            return out
-        monkeypatch.setattr(torch.optim.Adam, "step", step_then_sigint)
+        sigint_after_adam_step(monkeypatch, step)
     with pytest.raises(KeyboardInterrupt):
         hook = None if where == "optimizer.step" else _raise_in(where, step)
         _ctrl_c_run(spec, small_split, cfg, ckpt=ckpt, on_loss=hook)
