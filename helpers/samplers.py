@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .inference import batches, evaluating, is_conditional, require_vae
+from .inference import evaluating, is_conditional, require_vae
 
 __all__ = ["PriorSampler", "MixtureSampler", "ClassMixtureSampler", "fit_mixture", "choose_components",
            "decode_samples", "prior_samples", "class_rows", "conditional_samples"]
@@ -139,13 +139,11 @@ def decode_samples(model: nn.Module, sampler, n: int, seed: int = 0, classes: to
 
 
 def prior_samples(model: nn.Module, n: int, seed: int = 0) -> torch.Tensor:
-    """``n`` drawings decoded from z ~ N(0, I) (a torch.Generator seeded with ``seed``), as pixel
-    probabilities (n, 1, 28, 28) on the CPU. A conditional VAE is asked for each class in turn
+    """``n`` drawings from the model's prior (``PriorSampler``, seeded with ``seed``), decoded in one batch, as
+    pixel probabilities (n, 1, 28, 28) on the CPU. A conditional VAE is asked for each class in turn
     (0, 1, ..., C-1, 0, 1, ...), so the requested classes are balanced."""
     require_vae(model, "prior_samples")
-    y = torch.arange(n) % model.n_classes if is_conditional(model) else None
-    with evaluating(model):
-        return model.sample(n, y, generator=torch.Generator().manual_seed(seed)).cpu()
+    return decode_samples(model, PriorSampler(model), n, seed, batch_size=max(n, 1))[0]
 
 
 def class_rows(n_per_class: int, n_classes: int = 5) -> torch.Tensor:
@@ -155,14 +153,10 @@ def class_rows(n_per_class: int, n_classes: int = 5) -> torch.Tensor:
 
 def conditional_samples(model: nn.Module, n_per_class: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """``n_per_class`` prior samples of each class of a conditional VAE, class by class (one row per class
-    in a grid): drawings (C * n_per_class, 1, 28, 28) on the CPU and the requested classes (C * n_per_class,).
-    z ~ N(0, I) from a torch.Generator seeded with ``seed``, decoded 500 at a time."""
+    in a grid): drawings (C * n_per_class, 1, 28, 28) on the CPU and the requested classes (C * n_per_class,),
+    from ``PriorSampler`` seeded with ``seed``."""
     if not is_conditional(model):
         raise ValueError(f"conditional_samples needs a conditional VAE, got {type(model).__name__} "
                          f"with n_classes={getattr(model, 'n_classes', None)}")
     requested = class_rows(n_per_class, model.n_classes)
-    g = torch.Generator().manual_seed(seed)
-    with evaluating(model):
-        samples = torch.cat([model.sample(len(requested[sl]), requested[sl], generator=g).float().cpu()
-                             for sl in batches(len(requested), 500)])
-    return samples, requested
+    return decode_samples(model, PriorSampler(model), len(requested), seed, classes=requested)[0], requested

@@ -124,33 +124,36 @@ DESIGN = '''    Experiment("cvae_class_prior_small_minus_val", "class prior, 8-d
 '''
 
 CHECK_06 = textwrap.dedent("""
-    import sys
+    import json, sys
     import helpers as H
-    from helpers import runner
 
     assert H.__file__.startswith(sys.argv[2]), H.__file__
-    work = sys.argv[1]
-    runner.reproduce(only=["06"], budget="tiny", fig_dir=work + "/figures", results_path=work + "/metrics.json",
-                     runs_dir=work + "/runs", out_dir=work + "/notebooks", log_output=False)
-    print(H.TABLES["beyond-candidates"](H.read_metrics(work + "/metrics.json")))
+    # What notebook 06 does with the designs: each trained without the validation part, scored on it, one chosen.
+    nb = H.Notebook(sys.argv[3], budget="tiny", runs_dir=sys.argv[1], progress="off")
+    clf = nb.model("classifier")
+    candidates = H.compare_designs(nb, clf, 40, H.classifier_outputs(clf, nb.X_val)[0])
+    beyond = {"candidates": candidates, "chosen": H.choose_design(candidates)}
+    print("CANDIDATES", json.dumps(candidates))
+    print(H.TABLES["beyond-candidates"]({"beyond": beyond}))
 """)
 
 
 @pytest.mark.notebook
 def test_a_new_conditional_design_needs_one_registry_entry_and_notebook_06_compares_it(tmp_path, synthetic_dir):
+    """Notebook 06 runs the registry's designs through helpers.compare_designs and choose_design; this test
+    calls those two, as notebook 06 does, in a copy with one entry added (the nbval test runs notebook 06)."""
     repo = tmp_path / "repo"
     for folder in ("helpers", "notebooks"):
         shutil.copytree(ROOT / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_*"))
     insert_before(repo / "helpers" / "experiments.py", "    # The CNN-CNN VAE with its KL weight", DESIGN)
     assert changed_files(ROOT, repo) == ["helpers/experiments.py"]
 
-    work = tmp_path / "work"
-    proc = subprocess.run([sys.executable, "-c", CHECK_06, str(work), str(repo)], capture_output=True, text=True,
-                          timeout=600, cwd=tmp_path, env=child_env(PYTHONPATH=repo, QUICKDRAW_DIR=synthetic_dir))
+    proc = subprocess.run([sys.executable, "-c", CHECK_06, str(tmp_path / "runs"), str(repo), str(synthetic_dir)],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path, env=child_env(PYTHONPATH=repo))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    metrics = json.loads((work / "metrics.json").read_text(encoding="utf-8"))
-    candidates = metrics["beyond"]["candidates"]
-    assert sorted(candidates) == ["cvae_class_prior_decoder_minus_val", "cvae_class_prior_minus_val",
-                                  "cvae_class_prior_small_minus_val", "cvae_cnn_minus_val"]
+    (line,) = [line for line in proc.stdout.splitlines() if line.startswith("CANDIDATES ")]
+    candidates = json.loads(line.removeprefix("CANDIDATES "))
+    assert list(candidates) == ["cvae_cnn_minus_val", "cvae_class_prior_decoder_minus_val",
+                                "cvae_class_prior_minus_val", "cvae_class_prior_small_minus_val"]
     assert 0 <= candidates["cvae_class_prior_small_minus_val"]["val_adherence"] <= 1
     assert "class prior, 8-d latent" in proc.stdout  # its row of the report's table of designs

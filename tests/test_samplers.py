@@ -505,3 +505,12 @@ def test_choose_components_says_when_no_candidate_fits():
     codes = np.random.default_rng(1).normal(size=(6, 2))
     k, scores = H.choose_components(codes, codes, candidates=(1, 2, 5), train_labels=labels, val_labels=labels)
     assert set(scores) == {1, 2} and k in (1, 2)
+
+
+def test_prior_and_conditional_samples_are_the_prior_sampler_decoded():
+    """One way to sample a model: the convenience functions draw what PriorSampler and decode_samples draw."""
+    vae = small_vae(n_classes=5, class_prior=True, class_input="none")
+    samples, requested = H.conditional_samples(vae, 3, seed=4)
+    again, classes = H.decode_samples(vae, H.PriorSampler(vae), 15, seed=4, classes=requested)
+    assert torch.equal(samples, again) and torch.equal(requested, classes)
+    assert torch.equal(H.prior_samples(vae, 7, seed=2), H.decode_samples(vae, H.PriorSampler(vae), 7, seed=2)[0])
