@@ -9,13 +9,13 @@ import math
 
 import numpy as np
 import torch
-from scipy.special import logsumexp
+from scipy.special import entr, logsumexp
 from torch import nn
 from torch.nn import functional as F
 
 from .inference import batches, check_images, device_of, evaluating, labels_for, require_vae, to_host
 
-__all__ = ["vae_elbo", "iwae_bound", "active_units", "vae_bounds"]
+__all__ = ["entropy_floor", "vae_elbo", "iwae_bound", "active_units", "vae_bounds"]
 
 # At most this many drawings go through the decoder at once in iwae_bound (k samples x images).
 _MAX_DECODE = 1000
@@ -119,3 +119,18 @@ def vae_bounds(model: nn.Module, X: torch.Tensor, y=None, n_iwae: int = 1000, k:
     bounds = vae_elbo(model, X, y, seed=seed)
     bounds["iwae"] = iwae_bound(model, X[:n_iwae], None if y is None else y[:n_iwae], k=k, seed=seed)
     return bounds
+
+
+def entropy_floor(X) -> float:
+    """The lowest negative log-likelihood a Bernoulli decoder can reach on grayscale targets, in nats per image:
+    the mean over drawings of the sum over pixels of the binary entropy H(x) = -x ln x - (1 - x) ln(1 - x).
+
+    Binary cross-entropy against a target x in [0, 1] is at least H(x) (equal when the decoder outputs x), so this
+    part of a VAE's -ELBO is a constant of the data, 0 for binary drawings. ``X``: (N, 28, 28) uint8 (0..255) or
+    images in [0, 1] (an array or tensor of any shape (N, ...)); computed in float64 on the host."""
+    x = X.detach().float().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
+    x = x / 255.0 if x.dtype == np.uint8 else x.astype(np.float64)
+    if len(x) == 0 or x.min() < 0 or x.max() > 1:
+        raise ValueError("entropy_floor needs N > 0 images with pixels in [0, 1] (or uint8 0..255)")
+    h = entr(x) + entr(1.0 - x)  # entr(p) = -p ln p, 0 at p = 0
+    return float(h.reshape(len(x), -1).sum(1).mean())

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -10,6 +11,8 @@ from .experiments import runs_of
 from .results import CLAIMS, lookup, read_metrics
 
 __all__ = ["TABLE_RE", "VALUE_RE", "md_table", "TABLES", "render_report"]
+
+BITS = 784 * math.log(2)  # nats per image -> bits per dimension (pixel)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -121,15 +124,22 @@ def table_autoencoders(m: dict) -> str:
 
 
 def table_vae_bounds(m: dict) -> str:
-    v = m["vae"]
+    """The VAE bounds, each also as its excess over the data's entropy floor (``helpers.entropy_floor``, the part
+    no Bernoulli decoder can remove from a grayscale target) and in bits per dimension (nats / (784 ln 2))."""
+    v, floor = m["vae"], m["data"].get("entropy_floor_test")
     k = v["settings"]["iwae_k"]
+
+    def excess_and_bits(x: dict) -> list[str]:
+        bits = f"{x['neg_elbo'] / BITS:.3f} / {x['iwae'] / BITS:.3f}"
+        return ["–" if floor is None else f"{x['neg_elbo'] - floor:.1f} / {x['iwae'] - floor:.1f}", bits]
+
     rows = [[label, _cell(m, f"vae.models.{label}.neg_elbo", ".2f"), f"{x['rec']:.2f}", f"{x['kl']:.2f}",
-             _cell(m, f"vae.models.{label}.iwae", ".2f"),
+             _cell(m, f"vae.models.{label}.iwae", ".2f"), *excess_and_bits(x),
              f"{x['active_units']} / {v['settings']['latent_dim']}", f"{x['params']:,}", _minutes(x["wall_time_s"])]
             for label, x in v["models"].items()]
     return md_table(["model", "test -ELBO" + _spread_note(m), "reconstruction", "KL", f"IWAE bound (k={k})",
-                     "active units",
-                     "parameters", "training time"], rows)
+                     "above the floor (-ELBO / IWAE)", "bits/dim (-ELBO / IWAE)", "active units", "parameters",
+                     "training time"], rows)
 
 
 def table_vae_samples(m: dict) -> str:

@@ -374,3 +374,15 @@ def test_iwae_at_k_1_is_the_elbo_in_expectation_and_tightens_as_k_grows(drawings
     assert iwae[1] == pytest.approx(elbo, abs=0.1)  # one importance sample: an estimator of the ELBO (545 nats)
     # More samples, a tighter bound of -log p(x): here the gap is about 0.25 nats (sd of the k=1 mean: 0.05).
     assert iwae[10] < iwae[1] - 0.1 and iwae[40] <= iwae[10] + 0.01
+
+
+def test_the_entropy_floor_is_0_for_binary_drawings_784_ln_2_for_grey_ones_and_the_best_bce():
+    binary = np.random.default_rng(0).integers(0, 2, (5, 28, 28)).astype(np.uint8) * 255
+    assert E.entropy_floor(binary) == 0.0
+    assert E.entropy_floor(np.full((3, 28, 28), 0.5)) == pytest.approx(784 * math.log(2), abs=1e-9)
+    x = to_tensor(make_synthetic_images(2, seed=3)[0])  # grey strokes: 0 < x < 1 on their edges
+    best = torch.logit(x.double().clamp(1e-12, 1 - 1e-12))  # the decoder that outputs the target itself
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(best, x.double(), reduction="none")
+    assert E.entropy_floor(x) > 1 and E.entropy_floor(x) == pytest.approx(float(bce.flatten(1).sum(1).mean()), abs=1e-6)
+    with pytest.raises(ValueError, match="pixels in"):
+        E.entropy_floor(np.full((1, 28, 28), 1.5))
