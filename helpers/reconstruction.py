@@ -15,6 +15,21 @@ __all__ = ["reconstruct", "reconstruction_mse", "mean_image_mse", "encode_all", 
 
 
 
+def _per_batch(model: nn.Module, X: torch.Tensor, y, batch_size: int, fn) -> torch.Tensor:
+    """``fn(x, y)`` on each batch of X (and of the labels y, or None) on the model's device, in eval mode;
+    the results concatenated as float32 on the CPU."""
+    device, out = device_of(model), []
+    with evaluating(model):
+        for sl in batches(len(X), batch_size):
+            out.append(fn(X[sl].to(device), None if y is None else y[sl].to(device)).float().cpu())
+    return torch.cat(out)
+
+
+def _code(model: nn.Module, x: torch.Tensor, y) -> torch.Tensor:
+    """The code of drawings x: ``encode(x)`` of an autoencoder, the posterior mean of a VAE."""
+    return model.encode(x, y)[0] if is_vae(model) else model.encode(x)
+
+
 def reconstruct(model: nn.Module, X: torch.Tensor, batch_size: int = 500, *, y=None) -> torch.Tensor:
     """Reconstructions (N, 1, 28, 28) float32 in [0, 1] on the CPU.
 
@@ -23,17 +38,9 @@ def reconstruct(model: nn.Module, X: torch.Tensor, batch_size: int = 500, *, y=N
     for a conditional VAE."""
     X = check_images(X)
     y = labels_for(model, y, len(X), "reconstruct")
-    device, out = device_of(model), []
-    with evaluating(model):
-        for sl in batches(len(X), batch_size):
-            x = X[sl].to(device)
-            if is_vae(model):
-                yb = None if y is None else y[sl].to(device)
-                mu, _ = model.encode(x, yb)
-                out.append(model.decode(mu, yb).float().cpu())
-            else:
-                out.append(model(x).float().cpu())
-    return torch.cat(out)
+    if is_vae(model):
+        return _per_batch(model, X, y, batch_size, lambda x, yb: model.decode(_code(model, x, yb), yb))
+    return _per_batch(model, X, y, batch_size, lambda x, yb: model(x))
 
 
 def reconstruction_mse(model: nn.Module, X: torch.Tensor, batch_size: int = 500, *, y=None) -> float:
@@ -61,16 +68,7 @@ def encode_all(model: nn.Module, X: torch.Tensor, y=None, batch_size: int = 500)
     (labels ``y`` (N,) needed for a conditional VAE)."""
     X = check_images(X)
     y = labels_for(model, y, len(X), "encode_all")
-    device, out = device_of(model), []
-    with evaluating(model):
-        for sl in batches(len(X), batch_size):
-            x = X[sl].to(device)
-            if is_vae(model):
-                z, _ = model.encode(x, None if y is None else y[sl].to(device))
-            else:
-                z = model.encode(x)
-            out.append(z.float().cpu())
-    return torch.cat(out).numpy()
+    return _per_batch(model, X, y, batch_size, lambda x, yb: _code(model, x, yb)).numpy()
 
 
 def _one_drawing(x, name: str) -> torch.Tensor:

@@ -28,10 +28,9 @@ from .files import atomic_torch_save
 from .models import n_params
 
 __all__ = [
-    "set_seed", "progress_bar", "TrainConfig", "epoch_permutation", "batch_indices", "evaluate", "fit",
+    "set_seed", "progress_bar", "TrainConfig", "epoch_permutation", "evaluate", "fit",
     "run_summary",
 ]
-
 
 
 def set_seed(seed: int) -> None:
@@ -90,14 +89,6 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     """The order of the ``n`` training drawings in epoch ``epoch`` (0-based): a permutation from a CPU
     generator seeded by the run's seed and the epoch, the same on every device."""
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
-
-
-def batch_indices(n: int, batch_size: int, seed: int, step: int) -> torch.Tensor:
-    """The indices of batch ``step`` (0-based): epochs are seeded permutations of 0..n-1, cut into full
-    batches. A pure function of its arguments, so a resumed run sees the same batches."""
-    batch_size = min(batch_size, n)
-    epoch, i = divmod(step, n // batch_size)
-    return epoch_permutation(n, seed, epoch)[i * batch_size:(i + 1) * batch_size]
 
 
 @torch.no_grad()
@@ -205,8 +196,9 @@ class _Run:
             h.setdefault(k, []).append(v)
 
     def batch(self) -> torch.Tensor:
-        """The indices of batch number ``self.step`` on the device (``batch_indices``), from the epoch's
-        permutation, which goes to the device once per epoch rather than once per step."""
+        """The indices of batch number ``self.step`` on the device: epochs are seeded permutations
+        (``epoch_permutation``) cut into full batches, a function of the seed and the step only, so a resumed run
+        sees the same batches. The permutation goes to the device once per epoch rather than once per step."""
         epoch, i = divmod(self.step, self.per_epoch)
         if self.order is None or self.order[0] != epoch:
             self.order = (epoch, epoch_permutation(self.n, self.cfg.seed, epoch).to(self.device))
