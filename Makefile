@@ -18,7 +18,7 @@ METRICS := results/metrics.json
 endif
 DATA_DIR := $(or $(QUICKDRAW_DIR),data/quickdraw_subset_np)
 
-.PHONY: setup data reproduce report seeds precision-check test bench rehearse compat lab clean
+.PHONY: setup data reproduce report seeds judges precision-check test bench rehearse compat lab clean
 
 setup: $(STAMP)
 
@@ -55,6 +55,14 @@ SEEDS ?= 3
 LSTM_SEEDS ?= $(SEEDS)
 seeds: data
 	$(PY) -m helpers.seeds --seeds $(SEEDS) --lstm-seeds $(LSTM_SEEDS) $(RUN_FLAGS)
+	$(MAKE) --no-print-directory report
+
+# The judge's own effect: notebooks 04 and 06 rerun on seed 0's models with the evaluation classifier trained with
+# seeds 1 .. JUDGES-1 (the report's judge is seed 0; runs/judges/), the sample numbers and claims of each judge in the
+# results file's judges section and the report.
+JUDGES ?= 3
+judges: data
+	$(PY) -m helpers.seeds --judges $(JUDGES) $(RUN_FLAGS)
 	$(MAKE) --no-print-directory report
 
 # What bf16 costs in quality: notebooks 02-04 rerun with -p precision bf16 (into runs/precision/), their headline

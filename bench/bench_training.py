@@ -103,13 +103,15 @@ def measure(which: str, name: str, precision: str, steps: int, batch: int | None
 def reproduce_runs(n_train: int) -> list[tuple[str, str, int]]:
     """The training runs of `make reproduce` at ``n_train`` training drawings: (run name, model measured for
     its rate, training images). Notebook 06's three candidates train on 90% of the split, the chosen one again
-    on all of it; they have the conditional VAE's size and cost."""
+    on all of it; they have the conditional VAE's size and cost. The studies have their base model's."""
     import helpers as H
 
     n_fit = n_train - round(n_train * H.VALIDATION["fraction"])
     runs = [(name, name, n_train) for name in ("lstm_ae", "cnn_ae", "vae_gru", "vae_cnn", "cvae_cnn", "classifier")]
     runs += [(run.name, "cvae_cnn", n_fit) for run in H.runs_of("conditional")]
     runs.append(("chosen conditional VAE (06)", "cvae_cnn", n_train))
+    # The studies the notebooks train: notebook 02's i.i.d. batches, notebook 07's binarized VAE.
+    runs += [("lstm_ae_iid_batches", "lstm_ae", n_train), ("vae_cnn_binarized", "vae_cnn", n_train)]
     out = []
     for name, rate_of, n in runs:
         cfg = experiment(name if name in STEPS or name in H.EXPERIMENTS else rate_of).config("full")

@@ -19,7 +19,7 @@ from torch import nn
 from .bounds import vae_bounds, vae_elbo
 from .data import VALIDATION
 from .experiments import EXPERIMENTS, Experiment, on_whole_training_split, runs_of
-from .judging import label_adherence, reconstruction_metrics, relabel_rows, sampler_metrics
+from .judging import label_adherence, reconstruction_metrics, relabel_rows, sample_table, sampler_metrics
 from .notebook import Notebook
 from .reconstruction import encode_all
 from .samplers import (
@@ -73,25 +73,27 @@ def choices_summary(choices: dict) -> str:
                      for label, c in choices.items())
 
 
-def score_samplers(nb: Notebook, clf: nn.Module, vaes: dict, samplers: dict, n: int,
-                   test_features: np.ndarray) -> dict:
+def score_samplers(nb: Notebook, clf: nn.Module, vaes: dict, samplers: dict, n: int, test_features: np.ndarray,
+                   repeats: int = 1) -> dict:
     """``sampler_results`` of every VAE of ``vaes`` with its samplers: {label: {sampler: metrics}}."""
-    return {label: sampler_results(nb, clf, vae, samplers[label], n, test_features) for label, vae in vaes.items()}
+    return {label: sampler_results(nb, clf, vae, samplers[label], n, test_features, repeats)
+            for label, vae in vaes.items()}
 
 
-def samples_summary(results: dict) -> str:
-    """One line per model and sampler of ``results`` ({model: {sampler: metrics}}): FID, IS, class accuracy."""
-    return "\n".join(f"{label + ' · ' + name:34s} {m['sampler']:34s} FID {m['fid']:6.1f}  IS {m['inception_score']:.2f}"
-                     + (f"  class accuracy {m['class_accuracy']:.1%}" if "class_accuracy" in m else "")
-                     for label, by_sampler in results.items() for name, m in by_sampler.items())
+def samples_summary(results: dict, reference: dict | None = None) -> str:
+    """A sample table (``helpers.sample_table``) of every model and sampler of ``results`` ({model: {sampler:
+    metrics}}), after the real drawings' ``reference`` row when given."""
+    rows = {} if reference is None else {reference["sampler"]: reference}
+    rows.update({f"{label} · {m['sampler']}": m for label, by_sampler in results.items() for m in by_sampler.values()})
+    return sample_table(rows)
 
 
 def sampler_results(nb: Notebook, clf: nn.Module, model: nn.Module, samplers: list, n: int,
-                    test_features: np.ndarray) -> dict:
-    """{sampler name: FID, Inception-style score and class accuracy of ``n`` decoded samples}, and under
-    "reconstructions" the same numbers for the decoded test drawings (the bound no sampler of this decoder
-    passes)."""
-    out = {s.name: sampler_metrics(clf, model, s, n, test_features, nb.seed) for s in samplers}
+                    test_features: np.ndarray, repeats: int = 1) -> dict:
+    """{sampler name: FID, KID, Inception-style score and class accuracy of ``n`` decoded samples, over ``repeats``
+    draws, and of the same samples decoded to each pixel's mode}, and under "reconstructions" the same numbers
+    for the decoded test drawings (the bound no sampler of this decoder passes)."""
+    out = {s.name: sampler_metrics(clf, model, s, n, test_features, nb.seed, repeats) for s in samplers}
     out["reconstructions"] = reconstruction_metrics(clf, model, nb.X_test, nb.y_test, test_features)
     return out
 
@@ -142,7 +144,8 @@ def designs_summary(candidates: dict, chosen: str) -> str:
 
 
 def evaluate_conditional(nb: Notebook, clf: nn.Module, run: Experiment, label: str, n: int,
-                         test_features: np.ndarray, n_eval: int, iwae_k: int) -> tuple[nn.Module, dict]:
+                         test_features: np.ndarray, n_eval: int, iwae_k: int,
+                         repeats: int = 1) -> tuple[nn.Module, dict]:
     """A conditional design trained on the whole training split, on the test split: its bounds, label adherence,
     and ``sampler_results`` of its prior and of a mixture per class fitted to its training codes (components
     chosen on the validation codes). Returns (model, results)."""
@@ -153,11 +156,12 @@ def evaluate_conditional(nb: Notebook, clf: nn.Module, run: Experiment, label: s
     class_mixture = ClassMixtureSampler(encode_all(model, nb.X_train, nb.data.y_train), nb.data.y_train, kc, nb.seed)
     return model, {"label": label, **vae_bounds(model, nb.X_test, nb.y_test, n_iwae=n_eval, k=iwae_k, seed=nb.seed),
                    **label_adherence(clf, model, nb.X_test, nb.y_test),
-                   "samples": sampler_results(nb, clf, model, [PriorSampler(model), class_mixture], n, test_features)}
+                   "samples": sampler_results(nb, clf, model, [PriorSampler(model), class_mixture], n, test_features,
+                                              repeats)}
 
 
 def conditional_results(nb: Notebook, clf: nn.Module, chosen: str, n: int, test_features: np.ndarray,
-                        n_eval: int, iwae_k: int) -> tuple[dict, dict]:
+                        n_eval: int, iwae_k: int, repeats: int = 1) -> tuple[dict, dict]:
     """``evaluate_conditional`` of the course recipe and of the chosen design (the same model when the recipe
     was chosen): ({"course recipe": model, "chosen": model}, {"course recipe": results, "chosen": results})."""
     chosen_run = EXPERIMENTS[chosen]
@@ -165,7 +169,8 @@ def conditional_results(nb: Notebook, clf: nn.Module, chosen: str, n: int, test_
               "chosen": (chosen_run, f"{chosen_run.label} (chosen)")}
     models, results = {}, {}
     for key, (run, label) in finals.items():
-        models[key], results[key] = evaluate_conditional(nb, clf, run, label, n, test_features, n_eval, iwae_k)
+        models[key], results[key] = evaluate_conditional(nb, clf, run, label, n, test_features, n_eval, iwae_k,
+                                                         repeats)
     return models, results
 
 
@@ -193,8 +198,9 @@ def prior_confusions(conditional: dict) -> dict:
 
 
 def beyond_section(nb: Notebook, choices: dict, best: str, samples: dict, candidates: dict, chosen: str,
-                   conditional: dict, n_samples: int) -> dict:
+                   conditional: dict, n_samples: int, reference: dict, judge_seed: int, n_draws: int) -> dict:
     """The ``beyond`` section of the results file (report section 6)."""
     return {"validation": {**VALIDATION, "n": len(nb.y_val), "n_fit": len(nb.fit.y_train)},
             "unconditional": choices, "best_unconditional": best, "samples": samples, "candidates": candidates,
-            "chosen": chosen, "conditional": conditional, "n_samples": n_samples}
+            "chosen": chosen, "conditional": conditional, "n_samples": n_samples, "n_draws": n_draws,
+            "reference_real": reference, "judge_seed": judge_seed}

@@ -15,7 +15,7 @@ from torch.nn import functional as F
 
 from .inference import batches, check_images, device_of, evaluating, labels_for, require_vae, to_host
 
-__all__ = ["entropy_floor", "vae_elbo", "iwae_bound", "active_units", "vae_bounds"]
+__all__ = ["entropy_floor", "vae_elbo", "iwae_bound", "active_units", "vae_bounds", "iwae_curve", "bits_per_dim"]
 
 # At most this many drawings go through the decoder at once in iwae_bound (k samples x images).
 _MAX_DECODE = 1000
@@ -134,3 +134,27 @@ def entropy_floor(X) -> float:
         raise ValueError("entropy_floor needs N > 0 images with pixels in [0, 1] (or uint8 0..255)")
     h = entr(x) + entr(1.0 - x)  # entr(p) = -p ln p, 0 at p = 0
     return float(h.reshape(len(x), -1).sum(1).mean())
+
+
+def iwae_curve(model: nn.Module, X: torch.Tensor, y=None, k_max: int = 1000, repeats: int = 3,
+               seed: int = 0) -> dict:
+    """The IWAE bound (``iwae_bound``) on X at k = 1, 10, 100, ... up to ``k_max``, each estimated ``repeats``
+    times with independent samples (seeds seed, seed + 1, ...): {k: {"mean", "sd" (sample sd over the repeats),
+    "values"}}, nats per image. At k = 1 it estimates the negative ELBO; the fall from there to the largest k is
+    what a better q(z|x) could still gain, and the flattening of the curve says how near the largest k is to
+    -log p(x)."""
+    if repeats < 2:
+        raise ValueError(f"repeats must be at least 2 for a spread, got {repeats!r}")
+    ks = [1]
+    while ks[-1] * 10 <= k_max:
+        ks.append(ks[-1] * 10)
+    curve = {}
+    for k in ks:
+        values = [iwae_bound(model, X, y, k=k, seed=seed + r) for r in range(repeats)]
+        curve[int(k)] = {"mean": float(np.mean(values)), "sd": float(np.std(values, ddof=1)), "values": values}
+    return curve
+
+
+def bits_per_dim(nats_per_image: float, n_pixels: int = 784) -> float:
+    """A negative log-likelihood in nats per image as bits per pixel: nats / (pixels x ln 2)."""
+    return nats_per_image / (n_pixels * math.log(2))

@@ -41,7 +41,9 @@ def config_key(spec: dict, cfg: TrainConfig, data: QuickDraw) -> str:
     cfg_d = asdict(cfg)
     cfg_d.pop("ckpt_every")  # checkpoint frequency does not change the weights
     if cfg_d["precision"] == "fp32":
-        del cfg_d["precision"]  # the default stays out of the key, as an unset subset does
+        del cfg_d["precision"]  # the defaults stay out of the key, as an unset subset does
+    if cfg_d["batches"] == "epochs":
+        del cfg_d["batches"]
     data_id = {"data": data.md5 or str(data.data_dir), **({"subset": data.subset} if data.subset else {})}
     blob = json.dumps({"model": spec, "train": cfg_d, **data_id}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]

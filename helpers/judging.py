@@ -15,25 +15,110 @@ from .quality import class_scores, classifier_outputs, generative_metrics, neare
 from .reconstruction import reconstruct
 from .samplers import conditional_samples, decode_samples, prior_samples
 
-__all__ = ["sampler_metrics", "reconstruction_metrics", "conditional_accuracy", "relabel", "relabel_rows",
+__all__ = ["DRAW_SEED_STEP", "SPREAD_KEYS", "draw_seeds", "over_draws", "mode_of", "sampler_metrics",
+           "sample_line", "sample_table", "real_reference", "reconstruction_metrics", "conditional_accuracy",
+           "relabel", "relabel_rows",
            "label_adherence", "memorisation"]
 
 
+# Repeated draws of one sampler use seeds seed, seed + 1000, ...: apart from the seed + 1 of validation draws.
+DRAW_SEED_STEP = 1000
+SPREAD_KEYS = ("fid", "kid", "inception_score", "class_accuracy")  # the numbers that get a sampling spread
+
+
+def draw_seeds(seed: int, repeats: int) -> list[int]:
+    """The seeds of ``repeats`` independent draws of one sampler, the first of them ``seed``."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
+    return [seed + DRAW_SEED_STEP * r for r in range(repeats)]
+
+
+def over_draws(draws: list[dict]) -> dict:
+    """``generative_metrics`` of repeated draws (same model, sampler, judge and N) in one record: each number of
+    ``SPREAD_KEYS`` is the mean over the draws, with its sample standard deviation in ``<key>_sd`` (None for a
+    single draw); the class histogram and confusion matrix are summed over the draws, ``draws`` counts them."""
+    out = dict(draws[0])
+    for key in SPREAD_KEYS:
+        if key in out:
+            values = np.array([d[key] for d in draws], dtype=np.float64)
+            out[key], out[key + "_sd"] = float(values.mean()), float(values.std(ddof=1)) if len(draws) > 1 else None
+    for key in ("class_histogram", "confusion"):
+        if key in out:
+            out[key] = np.sum([d[key] for d in draws], axis=0).tolist()
+    if "confusion" in out:
+        confusion = np.asarray(out["confusion"])
+        out["per_class"] = (np.diag(confusion) / np.maximum(confusion.sum(1), 1)).tolist()
+    return {**out, "draws": len(draws)}
+
+
+def mode_of(probs: torch.Tensor) -> torch.Tensor:
+    """The most probable binary drawing under a factorized Bernoulli decoder: each pixel's mode (p > 0.5)."""
+    return (probs > 0.5).to(probs.dtype)
+
+
+def _judged(clf: nn.Module, drawings: list[tuple[torch.Tensor, object]], ref_features: np.ndarray) -> dict:
+    """``over_draws`` of the drawings as decoded (pixel probabilities, the decoder's mean), and under "mode"
+    of the same drawings at each pixel's mode."""
+    mean = over_draws([generative_metrics(clf, x, None, ref_features, requested=c) for x, c in drawings])
+    mode = over_draws([generative_metrics(clf, mode_of(x), None, ref_features, requested=c) for x, c in drawings])
+    return {**mean, "mode": mode}
+
+
 def sampler_metrics(clf: nn.Module, model: nn.Module, sampler, n: int, ref_features: np.ndarray,
-                    seed: int = 0) -> dict:
-    """FID against the reference features and Inception-style score of ``n`` decoded samples; with requested
-    classes also the classifier's accuracy on them and the confusion matrix. ``sampler`` names the sampler."""
-    samples, classes = decode_samples(model, sampler, n, seed)
-    return {"sampler": sampler.label, **generative_metrics(clf, samples, None, ref_features, requested=classes)}
+                    seed: int = 0, repeats: int = 1) -> dict:
+    """FID and KID against the reference features, Inception-style score and, with requested classes, the
+    classifier's accuracy on them, for ``repeats`` independent draws of ``n`` decoded samples (``over_draws``:
+    the mean and the sampling spread); under "mode" the same for the same codes decoded to each pixel's mode.
+    ``sampler`` names the sampler."""
+    drawings = [decode_samples(model, sampler, n, s) for s in draw_seeds(seed, repeats)]
+    return {"sampler": sampler.label, **_judged(clf, drawings, ref_features)}
+
+
+def _pm(m: dict, key: str, spec: str, scale: float = 1.0) -> str:
+    """``m[key]`` as "mean ± sd" (the sd of the draws, when there were several), times ``scale``."""
+    sd = m.get(key + "_sd")
+    return format(m[key] * scale, spec) + ("" if sd is None else " ± " + format(sd * scale, spec))
+
+
+def sample_line(label: str, m: dict) -> str:
+    """One line of a sample table: FID, KID (x 1000) and Inception-style score as mean ± sd over the draws, the
+    class accuracy where classes were requested, and the FID and KID of the mode-decoded drawings."""
+    line = (f"{label:44s} FID {_pm(m, 'fid', '.1f')}  KID×1000 {_pm(m, 'kid', '.1f', 1000)}  "
+            f"IS {m['inception_score']:.2f}")
+    if m.get("class_accuracy") is not None:
+        line += f"  class {m['class_accuracy']:.1%}"
+    if "mode" in m:
+        line += f"  | mode: FID {m['mode']['fid']:.1f}, KID×1000 {m['mode']['kid'] * 1000:.1f}"
+    return line
+
+
+def sample_table(results: dict) -> str:
+    """``sample_line`` of every {label: metrics} of ``results``, with the N and number of draws."""
+    first = next(iter(results.values()))
+    head = f"N = {first['n']} per draw, {first['draws']} draws, {first['feature_dim']}-d judge features"
+    return "\n".join([head, *(sample_line(label, m) for label, m in results.items())])
+
+
+def real_reference(clf: nn.Module, X: torch.Tensor, n: int, ref_features: np.ndarray, seed: int = 0,
+                   repeats: int = 1, y=None) -> dict:
+    """What real drawings score against the reference at the samples' N: ``repeats`` random subsets of ``n``
+    drawings of X (the training split) in place of samples (their classes ``y`` as the requested ones), and
+    under "mode" the same drawings binarized at 0.5, the reference of mode-decoded samples."""
+    drawings = []
+    for s in draw_seeds(seed, repeats):
+        idx = torch.randperm(len(X), generator=torch.Generator().manual_seed(s))[:n]  # as helpers.random_subset
+        drawings.append((X[idx.to(X.device)].float().cpu(), None if y is None else np.asarray(y.cpu())[idx.numpy()]))
+    return {"sampler": "real training drawings (reference)", **_judged(clf, drawings, ref_features)}
 
 
 def reconstruction_metrics(clf: nn.Module, model: nn.Module, X: torch.Tensor, y: torch.Tensor,
                            ref_features: np.ndarray) -> dict:
-    """What any sampler of this decoder could reach at best: FID, Inception-style score and class accuracy
-    of the decoded posterior means of real drawings X (labels y; given to a conditional model)."""
+    """What any sampler of this decoder could reach at best: FID, KID, Inception-style score and class accuracy
+    of the decoded posterior means of real drawings X (labels y; given to a conditional model), and under "mode"
+    of the same decodes at each pixel's mode."""
     recon = reconstruct(model, X, y=y if is_conditional(model) else None)
     return {"sampler": "test reconstructions (bound)",
-            **generative_metrics(clf, recon, None, ref_features, requested=np.asarray(y.cpu()))}
+            **_judged(clf, [(recon, np.asarray(y.cpu()))], ref_features)}
 
 
 def conditional_accuracy(clf: nn.Module, model: nn.Module, n_per_class: int = 200, n_classes: int = 5,

@@ -12,7 +12,8 @@ from torch.nn import functional as F
 
 __all__ = [
     "LSTMAutoencoder", "CNNAutoencoder", "ae_loss", "GRUEncoder", "CNNEncoder", "CNNDecoder", "VAE",
-    "kl_to_standard_normal", "kl_to_normal", "vae_loss", "Classifier", "classifier_loss", "MODEL_KINDS", "n_params",
+    "binarize", "kl_to_standard_normal", "kl_to_normal", "vae_loss", "Classifier", "classifier_loss", "MODEL_KINDS",
+    "n_params",
 ]
 
 # ---------------------------------------------------------------------------------------------------
@@ -158,10 +159,14 @@ class VAE(nn.Module):
     class, so each class gets a region of the latent space; sampling a class then means sampling its region.
     ``kl_warmup`` > 0 raises the KL weight linearly from 0 to ``beta`` over that fraction of training (KL
     annealing, Bowman et al., 2016), so the decoder learns to use z before the KL term pulls q(z|x) to the prior.
+    ``binarize=True`` models binary drawings: ``vae_loss`` draws each pixel of a training batch as a coin with
+    the grey pixel's intensity (dynamic binarization, Burda et al., 2016) and held-out batches as a fixed draw
+    (``binarize``), so that the Bernoulli decoder's -ELBO is the bound of a log-likelihood.
     """
 
     def __init__(self, encoder: str = "cnn", latent_dim: int = 32, n_classes: int = 0, beta: float = 1.0,
-                 class_input: str = "both", class_prior: bool = False, kl_warmup: float = 0.0):
+                 class_input: str = "both", class_prior: bool = False, kl_warmup: float = 0.0,
+                 binarize: bool = False):
         super().__init__()
         if encoder not in ("gru", "cnn"):
             raise ValueError(f"encoder must be 'gru' or 'cnn', got {encoder!r}")
@@ -174,6 +179,7 @@ class VAE(nn.Module):
             raise ValueError(f"kl_warmup must be a fraction of training in [0, 1], got {kl_warmup!r}")
         self.beta = float(beta)  # KL weight of vae_loss; 1 gives the ELBO
         self.kl_warmup = float(kl_warmup)  # the first fraction of training raises the KL weight from 0 to beta
+        self.binarize = bool(binarize)  # trained and scored on binary drawings (vae_loss)
         k_enc = n_classes if class_input == "both" else 0
         k_dec = n_classes if class_input in ("both", "decoder") else 0
         self.encoder = (GRUEncoder(latent_dim, n_classes=k_enc) if encoder == "gru"
@@ -230,6 +236,14 @@ class VAE(nn.Module):
         return self.decode(z + self.prior_mean(z, y), y)
 
 
+def binarize(x: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """A fixed binarization of grey drawings: each pixel is 1 with probability its intensity, from uniform
+    noise of a CPU generator seeded with ``seed`` (the same on every device, and for the same batch the same
+    draw every time). Binary drawings come back unchanged."""
+    u = torch.rand(x.shape, generator=torch.Generator().manual_seed(seed)).to(x.device)
+    return (u < x).to(x.dtype)
+
+
 def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, diag exp(logvar)) || N(0, I)) per latent dimension, (B, D), in nats.
     Closed form from Kingma & Welling (2014), Appendix B: -1/2 (1 + log s^2 - mu^2 - s^2)."""
@@ -253,6 +267,8 @@ def vae_loss(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, beta: f
     warmup = getattr(model, "kl_warmup", 0.0)
     if warmup:
         beta = beta * min(1.0, progress / warmup)
+    if getattr(model, "binarize", False):
+        x = torch.bernoulli(x) if model.training else binarize(x)
     logits, mu, logvar = model(x, y)
     rec = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1).mean()
     kl = model.kl(mu, logvar, y).sum(1).mean()

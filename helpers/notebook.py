@@ -13,7 +13,9 @@ from .data import load_quickdraw, resolve_data_dir, split_validation, to_tensor
 from .devices import check_precision, pick_device
 from .experiments import Experiment, train_experiment
 
-__all__ = ["Notebook"]
+__all__ = ["JUDGE_SEED", "Notebook"]
+
+JUDGE_SEED = 0  # the evaluation classifier's own seed, whatever the seed of the models it scores
 
 
 class Notebook:
@@ -39,6 +41,13 @@ class Notebook:
         """The model of a registered run (or its name) at this notebook's budget, seed and precision, trained
         or loaded from the cache: (model in eval mode, its record)."""
         return train_experiment(run, self.data, self.budget, self.seed, self.precision, device=self.dev,
+                                runs_dir=self.runs_dir, progress=self.progress)
+
+    def judge(self, seed: int = JUDGE_SEED) -> tuple[nn.Module, dict]:
+        """The evaluation classifier, the judge of every sample metric: trained with its own seed (not the
+        notebook's, so that every seed's models are scored by one instrument, like FID's fixed Inception network)
+        and always in float32, or loaded from the cache. Returns (model in eval mode, its record)."""
+        return train_experiment("classifier", self.data, self.budget, seed, "fp32", device=self.dev,
                                 runs_dir=self.runs_dir, progress=self.progress)
 
     def model(self, run: Experiment | str) -> nn.Module:

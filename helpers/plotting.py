@@ -20,7 +20,7 @@ __all__ = [
     "savefig", "grid_image", "class_counts", "examples_per_class", "mean_drawings", "ink_histograms",
     "loss_curves", "vae_loss_parts", "compare_curves", "reconstruction_grid", "sample_grids", "relabel_grids",
     "confusion_matrices", "conditional_grid", "interpolation_rows", "nearest_neighbour_pairs",
-    "confusion_matrix_plot", "tsne_panels",
+    "confusion_matrix_plot", "tsne_panels", "iwae_curves",
 ]
 
 CMAP = "gray_r"
@@ -168,13 +168,17 @@ def vae_loss_parts(records: dict[str, dict]):
     return fig
 
 
-def compare_curves(records: dict[str, dict], key: str = "loss", ylabel: str = "test negative ELBO (nats per image)"):
-    """Held-out curves of several models on one plot."""
+def compare_curves(records: dict[str, dict], key: str = "loss", ylabel: str = "test negative ELBO (nats per image)",
+                   x: str = "epoch"):
+    """Held-out curves of several models on one plot, against the epoch or (``x="step"``) the step."""
+    if x not in ("epoch", "step"):
+        raise ValueError(f"x must be 'epoch' or 'step', got {x!r}")
     fig, ax = plt.subplots(figsize=(7, 3.8))
     for name, rec in records.items():
         h = rec["history"]
-        ax.plot(np.array(h["val"]["step"]) / h["steps_per_epoch"], h["val"][key], label=name)
-    ax.set_xlabel("epoch")
+        steps = np.array(h["val"]["step"])
+        ax.plot(steps / h["steps_per_epoch"] if x == "epoch" else steps, h["val"][key], label=name)
+    ax.set_xlabel(x)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend()
@@ -302,4 +306,24 @@ def tsne_panels(embeddings: dict[str, np.ndarray], labels, class_names=CLASS_NAM
     fig.legend(handles=handles, loc="lower center", ncol=len(class_names), frameon=False)
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return fig
+
+
+def iwae_curves(curves: dict[str, dict], title: str = "How tight is the bound? IWAE against k"):
+    """The IWAE bound against k for each model (``helpers.iwae_curve``), as its fall below the k = 1 estimate (the
+    ELBO's), so that models of different likelihoods share one axis; error bars: the sd over repeated estimates.
+    The legend gives each model's bound at k = 1 and at its largest k, in nats per image."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, curve in curves.items():
+        ks = sorted(curve, key=int)
+        base = curve[ks[0]]["mean"]
+        gain = [curve[k]["mean"] - base for k in ks]
+        ax.errorbar([int(k) for k in ks], gain, yerr=[curve[k]["sd"] for k in ks], marker="o", capsize=3,
+                    label=f"{label}: {base:.1f} at k=1, {curve[ks[-1]]['mean']:.1f} at k={ks[-1]}")
+    ax.set_xscale("log")
+    ax.set_xlabel("importance samples k")
+    ax.set_ylabel("IWAE bound minus its k = 1 value (nats)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     return fig

@@ -46,15 +46,19 @@ def _minutes(seconds: float) -> str:
 def _cell(m: dict, path: str, spec: str) -> str:
     """The seed-0 value at ``path`` formatted with ``spec``, followed, when ``make seeds`` has run, by the mean
     and standard deviation over the seeds, and by n where fewer seeds than the section's have the number."""
-    text = format(lookup(m, path), spec)
+    return format(lookup(m, path), spec) + _seed_bracket(m, path, spec)
+
+
+def _seed_bracket(m: dict, path: str, spec: str) -> str:
+    """" (mean ± sd over the seeds[, n=...])" of the number at ``path``, or "" before ``make seeds``."""
     try:
         stats = lookup(m, "seeds.stats." + path)
     except KeyError:
-        return text
+        return ""
     if stats["n"] < 2:
-        return text
+        return ""
     fewer = f", n={stats['n']}" if stats["n"] < len(m["seeds"]["seeds"]) else ""
-    return f"{text} ({format(stats['mean'], spec)} ± {format(stats['sd'], spec.lstrip('+'))}{fewer})"
+    return f" ({format(stats['mean'], spec)} ± {format(stats['sd'], spec.lstrip('+'))}{fewer})"
 
 
 def _spread_note(m: dict) -> str:
@@ -70,6 +74,74 @@ def table_seeds(m: dict) -> str:
         rows.append([" < ".join(f"`{p}`" for p in chain), f"{c['holds']} of {c['n']}",
                      ", ".join(map(str, c["fails_in_seeds"])) or "–"])
     return md_table(["comparison (lower first)", "holds in seeds", "fails in seed"], rows)
+
+
+def table_judge_claims(m: dict) -> str:
+    """The report's comparisons that the judge decides, under each judge (seed 0's models; helpers.seeds)."""
+    rows = []
+    for name, chain in CLAIMS.items():
+        c = m["judges"]["claims"][name]
+        if c["n"]:
+            rows.append([" < ".join(f"`{p}`" for p in chain), f"{c['holds']} of {c['n']}",
+                         ", ".join(map(str, c["fails_in_seeds"])) or "–"])
+    return md_table(["comparison (lower first)", "holds under judges", "fails under judge"], rows)
+
+
+def _flat(node, path=()):
+    """{dotted path: stats} of the nested stats of a seeds or judges section."""
+    if isinstance(node, dict) and "mean" in node and "values" in node:
+        return {".".join(path): node}
+    children = node.items() if isinstance(node, dict) else []
+    return {k: v for key, child in children for k, v in _flat(child, (*path, key)).items()}
+
+
+def table_judges(m: dict) -> str:
+    """Both spreads of the numbers a judge gives: over judges (seed 0's models scored by evaluation classifiers of
+    several seeds) and over seeds (each seed's models scored by the one judge)."""
+    judged = {p: x for p, x in _flat(m["judges"]["stats"]).items()
+              if p.split(".")[-1] in ("fid", "class_accuracy", "accuracy", "adherence") and ".mode." not in p}
+    seeds = _flat(m["seeds"]["stats"]) if "seeds" in m else {}
+
+    def spread(stats: dict | None, spec: str) -> str:
+        if not stats or stats["sd"] is None:
+            return "–"
+        return f"{format(stats['mean'], spec)} ± {format(stats['sd'], spec)}"
+
+    rows = []
+    for path, x in judged.items():
+        spec = ".1f" if path.endswith("fid") else ".1%"
+        rows.append([f"`{path}`", format(x["seed0"], spec), spread(x, spec), spread(seeds.get(path), spec)])
+    n_judges, n_seeds = len(m["judges"]["judges"]), len(m["seeds"]["seeds"]) if "seeds" in m else 0
+    return md_table(["number", "the report's (judge 0, seed 0)", f"over {n_judges} judges (seed 0's models)",
+                     f"over {n_seeds} seeds (judge 0)"], rows)
+
+
+LITERATURE = [  # dynamically binarized MNIST, test NLL by IWAE with k = 5,000 (Burda et al., 2016, Table 1)
+    ("VAE, 1 stochastic layer (Burda et al., 2016), binarized MNIST", 86.76),
+    ("IWAE, k = 50, 1 stochastic layer (Burda et al., 2016), binarized MNIST", 84.78),
+]
+
+
+def table_likelihood(m: dict) -> str:
+    """The binarized VAE's test bounds and NLL in nats and bits per dimension, beside the literature's binarized-MNIST
+    numbers (context, not a like-for-like comparison: other drawings)."""
+    b = m["likelihood"]["binarized"]
+    rows = [[f"{b['label']} (this report: binarized QuickDraw sample, {b['nll_n']} test drawings)",
+             f"{b['neg_elbo']:.2f}", f"{b['iwae']:.2f}", f"{b['nll']:.2f}", f"{b['nll'] / BITS:.4f}",
+             f"{b['active_units']} / {len(b['kl_per_dim'])}"]]
+    rows += [[name, "–", "–", f"{nll:.2f}", f"{nll / BITS:.4f}", "–"] for name, nll in LITERATURE]
+    k = m["likelihood"]["settings"]["iwae_k"]
+    return md_table(["model", "test -ELBO", f"IWAE (k={k})", f"test NLL (IWAE, k={b['nll_k']:,})", "bits/dim",
+                     "active units"], rows)
+
+
+def table_iwae_curve(m: dict) -> str:
+    """The IWAE bound against k of each VAE (mean ± sd over repeated estimates), and its fall from k = 1."""
+    curves = m["likelihood"]["curves"]
+    ks = sorted(next(iter(curves.values())), key=int)
+    rows = [[label, *(f"{c[k]['mean']:.2f} ± {c[k]['sd']:.2f}" for k in ks),
+             f"{c[ks[0]]['mean'] - c[ks[-1]]['mean']:.2f}"] for label, c in curves.items()]
+    return md_table(["model", *(f"k = {int(k):,}" for k in ks), f"fall from k = 1 to {int(ks[-1]):,}"], rows)
 
 
 def table_precision(m: dict) -> str:
@@ -142,14 +214,36 @@ def table_vae_bounds(m: dict) -> str:
                      "training time"], rows)
 
 
+def _draws(x: dict, key: str, spec: str, scale: float = 1.0) -> str:
+    """A sample metric as "mean ± sd" over its draws (the sampling spread), or the single value."""
+    sd = x.get(key + "_sd")
+    return format(x[key] * scale, spec) + ("" if sd is None else f" ± {format(sd * scale, spec)}")
+
+
+def _sample_cells(m: dict, path: str, x: dict) -> list[str]:
+    """FID (± its sampling spread, then the seeds' mean ± sd), KID x 1000, and the same two of the mode-decoded
+    drawings: the cells of one row of a sample table, for the metrics ``x`` found at ``path``."""
+    cells = [_draws(x, "fid", ".1f") + _seed_bracket(m, f"{path}.fid", ".1f"), _draws(x, "kid", ".1f", 1000)]
+    mode = x.get("mode")
+    return cells + (["–", "–"] if mode is None else [_draws(mode, "fid", ".1f"), _draws(mode, "kid", ".1f", 1000)])
+
+
+SAMPLE_HEADER = ["FID vs test", "KID × 1000", "mode: FID", "mode: KID × 1000"]
+
+
+def _sample_note(m: dict, x: dict) -> str:
+    """N per draw × draws: what the "± sd" of a sample row is taken over."""
+    return f"{x['n']} × {x.get('draws', 1)}"
+
+
 def table_vae_samples(m: dict) -> str:
     v = m["vae"]
     ref = v["reference_real"]
-    rows = [["real training drawings (reference)", f"{ref['fid']:.2f}", f"{ref['inception_score']:.2f}", ref["n"]]]
-    rows += [[label, _cell(m, f"vae.models.{label}.fid", ".2f"), f"{x['inception_score']:.2f}", x["n"]]
+    rows = [["real training drawings (reference)", *_sample_cells(m, "vae.reference_real", ref),
+             f"{ref['inception_score']:.2f}", _sample_note(m, ref)]]
+    rows += [[label, *_sample_cells(m, f"vae.models.{label}", x), f"{x['inception_score']:.2f}", _sample_note(m, x)]
              for label, x in v["models"].items()]
-    return md_table(["samples", f"FID vs test ({ref['feature_dim']}-d classifier features)" + _spread_note(m),
-                     "Inception-style score (1-5)", "N"], rows)
+    return md_table(["samples", *SAMPLE_HEADER, "Inception-style score (1-5)", "N × draws"], rows)
 
 
 def table_conditional(m: dict) -> str:
@@ -188,20 +282,23 @@ def _sample_rows(m: dict, label: str, path: str, samples: dict) -> list[list]:
     for sampler in sorted(samples, key=SAMPLER_ORDER.index):
         x = samples[sampler]
         accuracy = "–" if x.get("class_accuracy") is None else _cell(m, f"{path}.{sampler}.class_accuracy", ".1%")
-        rows.append([f"{label} · {x['sampler']}", _cell(m, f"{path}.{sampler}.fid", ".1f"),
-                     f"{x['inception_score']:.2f}", accuracy, x["n"]])
+        rows.append([f"{label} · {x['sampler']}", *_sample_cells(m, f"{path}.{sampler}", x),
+                     f"{x['inception_score']:.2f}", accuracy, _sample_note(m, x)])
     return rows
 
 
 def table_beyond_samples(m: dict) -> str:
     b = m["beyond"]
-    rows = [row for label in sorted(b["samples"])
-            for row in _sample_rows(m, label, f"beyond.samples.{label}", b["samples"][label])]
+    ref = b["reference_real"]
+    rows = [[ref["sampler"], *_sample_cells(m, "beyond.reference_real", ref), f"{ref['inception_score']:.2f}",
+             _pct(ref.get("class_accuracy")), _sample_note(m, ref)]]
+    rows += [row for label in sorted(b["samples"])
+             for row in _sample_rows(m, label, f"beyond.samples.{label}", b["samples"][label])]
     rows += [row for key in sorted(b["conditional"])
              for row in _sample_rows(m, f"conditional, {b['conditional'][key]['label']}",
                                      f"beyond.conditional.{key}.samples", b["conditional"][key]["samples"])]
-    return md_table(["model · sampler", "FID vs test" + _spread_note(m), "Inception-style score", "requested class",
-                     "N"], rows)
+    return md_table(["model · sampler", *SAMPLE_HEADER, "Inception-style score", "requested class" + _spread_note(m),
+                     "N × draws"], rows)
 
 
 def table_beyond_mixtures(m: dict) -> str:
@@ -230,8 +327,8 @@ def table_beyond_conditional(m: dict) -> str:
         rows.append([x["label"], _cell(m, f"beyond.conditional.{key}.neg_elbo", ".1f"),
                      _cell(m, f"beyond.conditional.{key}.iwae", ".1f"),
                      _cell(m, f"beyond.conditional.{key}.adherence", ".1%"),
-                     _pct(prior["class_accuracy"]), f"{prior['fid']:.1f}", _pct(mixture["class_accuracy"]),
-                     f"{mixture['fid']:.1f}"])
+                     _pct(prior["class_accuracy"]), _draws(prior, "fid", ".1f"), _pct(mixture["class_accuracy"]),
+                     _draws(mixture, "fid", ".1f")])
     return md_table(["conditional VAE (whole training split)", "test -ELBO" + _spread_note(m), "IWAE",
                      "label adherence", "prior: requested class", "prior: FID", "class mixture: requested class",
                      "class mixture: FID"], rows)
@@ -242,13 +339,16 @@ TABLES = {"data": table_data, "md5": table_md5, "autoencoders": table_autoencode
           "latent": table_latent, "timings": table_timings, "beyond-samples": table_beyond_samples,
           "beyond-mixtures": table_beyond_mixtures, "beyond-candidates": table_beyond_candidates,
           "beyond-conditional": table_beyond_conditional, "seeds": table_seeds,
-          "precision": table_precision, "bench": table_bench}
+          "precision": table_precision, "bench": table_bench, "judges": table_judges,
+          "judge-claims": table_judge_claims, "likelihood": table_likelihood, "iwae-curve": table_iwae_curve}
 
 
 # Sections written by separate commands, not by `make reproduce` (each fills the table of its own name): a
 # report rendered from a run without them (a quick run, a fresh reproduction) says which command fills them
 # in, instead of failing.
-OPTIONAL_SECTIONS = {"seeds": "make seeds", "precision": "make precision-check", "bench": "make bench"}
+OPTIONAL_SECTIONS = {"seeds": "make seeds", "precision": "make precision-check", "bench": "make bench",
+                     "judges": "make judges"}
+TABLE_SECTION = {"judge-claims": "judges"}  # tables named otherwise than the optional section they show
 
 
 def render_report(template: str, metrics: dict) -> str:
@@ -260,8 +360,9 @@ def render_report(template: str, metrics: dict) -> str:
         name = mt["name"]
         if name not in TABLES:
             raise KeyError(f"report.md asks for table {name!r}; known tables: {', '.join(TABLES)}")
-        if missing(name):
-            return mt.group(1) + f"(not in these results: run `{OPTIONAL_SECTIONS[name]}`)\n" + mt.group(4)
+        section = TABLE_SECTION.get(name, name)
+        if missing(section):
+            return mt.group(1) + f"(not in these results: run `{OPTIONAL_SECTIONS[section]}`)\n" + mt.group(4)
         return mt.group(1) + TABLES[name](metrics) + mt.group(4)
 
     def value(mt):

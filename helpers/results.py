@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .files import ROOT, atomic_write_json, locked, repo_path
 
-__all__ = ["HEADLINE", "CLAIMS", "default_outputs", "read_metrics", "merge_metrics", "lookup"]
+__all__ = ["HEADLINE", "JUDGED", "CLAIMS", "default_outputs", "read_metrics", "merge_metrics", "lookup"]
 
 # The headline numbers: dotted paths into the metrics, "*" standing for every key at that level (every model).
 HEADLINE = [
@@ -27,7 +27,11 @@ HEADLINE = [
     "beyond.conditional.*.neg_elbo", "beyond.conditional.*.iwae", "beyond.conditional.*.adherence",
     "beyond.samples.*.*.fid", "beyond.samples.*.*.class_accuracy",
     "beyond.conditional.*.samples.*.fid", "beyond.conditional.*.samples.*.class_accuracy",
+    "vae.models.*.kid", "beyond.samples.*.*.kid", "beyond.conditional.*.samples.*.kid",
+    "beyond.samples.*.*.mode.fid", "beyond.conditional.*.samples.*.mode.fid",
 ]
+# The headline numbers that the evaluation classifier gives (what the judge spread is about).
+JUDGED = ("fid", "kid", "class_accuracy", "accuracy", "adherence", "inception_score")
 
 # The report's comparisons, checked seed by seed: each is a chain of headline numbers that should increase
 # from left to right (lower-is-better numbers first, the winner first).

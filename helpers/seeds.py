@@ -10,6 +10,12 @@ in that seed's metrics file is not rerun: an interrupted call resumes where it s
 numbers of every seed are gathered (``headline``), summarised (``aggregate``: mean, sample standard deviation,
 min, max, n and the seed-0 value) and merged into the ``seeds`` section of the results file.
 
+Judge spread: ``python -m helpers.seeds --judges 3`` (`make judges`). Every number of the seed spread is scored by
+one judge, the evaluation classifier trained with its own seed (``judge_seed``, 0), whatever the models' seed. What
+the judge itself changes is measured apart: notebooks 04 and 06 rerun at seed 0 with ``-p judge_seed j`` for the
+further judges j into runs/judges/<budget>/judge-<j>/ (same cache and resumption), and the headline numbers and
+claims of each judge are gathered as the seeds' are (``collect``) into the ``judges`` section.
+
 Precision check: ``python -m helpers.seeds --precision bf16`` (`make precision-check`) reruns notebooks 02-04
 with ``-p precision bf16`` into runs/precision/<budget>/bf16/ (same cache and resumption) and merges the headline
 numbers of both precisions, side by side, into the ``precision`` section.
@@ -29,15 +35,46 @@ from .files import ROOT
 from .results import CLAIMS, HEADLINE, default_outputs, merge_metrics, read_metrics
 from .runner import ParameterError, reproduce
 
-__all__ = ["SEED_NOTEBOOKS", "PRECISION_NOTEBOOKS", "seed_dir", "precision_dir", "run_seeds",
+__all__ = ["SEED_NOTEBOOKS", "JUDGE_NOTEBOOKS", "PRECISION_NOTEBOOKS", "seed_dir", "judge_dir", "precision_dir",
+           "run_seeds", "run_judges", "write_judges",
            "run_precision", "headline", "aggregate", "collect", "write_seeds", "compare_precision"]
 
-SEED_NOTEBOOKS = ["02", "03", "04", "05", "06"]  # 01 shows the data and trains nothing
+SEED_NOTEBOOKS = ["02", "03", "04", "05", "06"]  # 01 shows the data and trains nothing; 07 studies seed 0's models
+JUDGE_NOTEBOOKS = ["04", "06"]  # the notebooks whose numbers the evaluation classifier gives
+# Parameters that only one notebook declares, passed only when that notebook is among those run.
+_OWN_PARAMETER = {"leave_out": "05", "schedule_study": "02"}
 PRECISION_NOTEBOOKS = ["02", "03", "04"]  # every model of the report's sections 2-5, and its test numbers
 
 def seed_dir(seed: int, budget: str = "full", runs_dir=None) -> Path:
     """Where the run of one further seed keeps its metrics, figures and executed notebooks."""
     return Path(runs_dir or ROOT / "runs") / "seeds" / budget / f"seed-{seed}"
+
+
+def judge_dir(judge: int, budget: str = "full", runs_dir=None) -> Path:
+    """Where the rerun of notebooks 04 and 06 with another judge keeps its metrics, figures and notebooks."""
+    return Path(runs_dir or ROOT / "runs") / "judges" / budget / f"judge-{judge}"
+
+
+def run_judges(judges, budget: str = "full", runs_dir=None, log_output: bool = True) -> dict:
+    """Rerun notebooks 04 and 06 (seed 0's models) with each further judge seed of ``judges`` (judge 0 is the
+    report's own); returns {judge: {notebook: seconds}} of the notebooks run now."""
+    return {j: _rerun(judge_dir(j, budget, runs_dir), JUDGE_NOTEBOOKS, {"judge_seed": j}, budget, runs_dir, log_output)
+            for j in judges if j != 0}
+
+
+def write_judges(judges, budget: str = "full", results_path=None, runs_dir=None) -> dict:
+    """The ``judges`` section: ``collect`` of the report's run (judge 0) and the further judges' runs, restricted to
+    the numbers a judge gives (notebooks 04 and 06). A judge whose run is missing is an error naming its folder."""
+    results_path = Path(results_path or default_outputs(budget)[1])
+    runs = {}
+    for j in judges:
+        path = results_path if j == 0 else judge_dir(j, budget, runs_dir) / "metrics.json"
+        if not path.exists():
+            raise RuntimeError(f"judge {j}: no metrics at {path}; run {'make reproduce' if j == 0 else 'make judges'}")
+        metrics = read_metrics(path)
+        runs[j] = {k: metrics[k] for k in ("vae", "beyond") if k in metrics}
+    section = collect(runs)
+    return merge_metrics(results_path, "judges", {"judges": section.pop("seeds"), **section, "budget": budget})
 
 
 def precision_dir(precision: str, budget: str = "full", runs_dir=None) -> Path:
@@ -53,7 +90,7 @@ def _rerun(out: Path, notebooks: list[str], extra: dict, budget: str, runs_dir, 
     if not todo:
         print(f"== done before: {out} ==", flush=True)
         return {}
-    extra = {k: v for k, v in extra.items() if k != "leave_out" or "05" in todo}
+    extra = {k: v for k, v in extra.items() if _OWN_PARAMETER.get(k, todo[0]) in todo}
     print(f"== notebooks {', '.join(todo)} with {extra} into {out} ==", flush=True)
     return reproduce(only=todo, budget=budget, extra=extra, fig_dir=out / "figures", results_path=out / "metrics.json",
                      runs_dir=runs_dir, out_dir=out / "notebooks", log_output=log_output)
@@ -61,8 +98,8 @@ def _rerun(out: Path, notebooks: list[str], extra: dict, budget: str, runs_dir, 
 
 def run_precision(precision: str, budget: str = "full", runs_dir=None, log_output: bool = True) -> dict:
     """Rerun notebooks 02-04 (seed 0) at ``precision``; returns {notebook: seconds} of those run now."""
-    return _rerun(precision_dir(precision, budget, runs_dir), PRECISION_NOTEBOOKS, {"precision": precision}, budget,
-                  runs_dir, log_output)
+    return _rerun(precision_dir(precision, budget, runs_dir), PRECISION_NOTEBOOKS,
+                  {"precision": precision, "schedule_study": False}, budget, runs_dir, log_output)
 
 
 def compare_precision(base: dict, other: dict, precision: str) -> dict:
@@ -84,7 +121,8 @@ def run_seeds(seeds, budget: str = "full", runs_dir=None, log_output: bool = Tru
         if seed == 0:
             continue
         without_lstm = lstm_seeds is not None and seed >= lstm_seeds
-        extra = {"seed": seed, **({"leave_out": "lstm_ae"} if without_lstm else {})}
+        # The batch-schedule study of notebook 02 is a finding of seed 0; the further seeds leave it out.
+        extra = {"seed": seed, "schedule_study": False, **({"leave_out": "lstm_ae"} if without_lstm else {})}
         todo = [nb for nb in notebooks if not (without_lstm and nb == "02")]
         print(f"== seed {seed} ==", flush=True)
         ran[seed] = _rerun(seed_dir(seed, budget, runs_dir), todo, extra, budget, runs_dir, log_output)
@@ -175,6 +213,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, default=3, help="number of seeds, seed 0 (the report's run) included")
     ap.add_argument("--lstm-seeds", type=int, default=None,
                     help="seeds of the LSTM autoencoder (default: all); the further seeds leave it out")
+    ap.add_argument("--judges", type=int, default=None,
+                    help="instead of seeds: score seed 0's models with this many judges (judge 0, the report's, "
+                         "included) and merge the judge spread into the judges section")
     ap.add_argument("--precision", help="instead of seeds: rerun notebooks 02-04 at this precision (bf16) and "
                     "compare its headline numbers with the report's fp32 run")
     ap.add_argument("--quick", action="store_true", help="the quick budget (QUICK=1); results in runs/quick/")
@@ -185,6 +226,8 @@ def main(argv=None) -> int:
     budget = "quick" if args.quick or os.environ.get("QUICK") == "1" else "full"
     if args.precision:
         return precision_main(args.precision, budget)
+    if args.judges is not None:
+        return judges_main(args.judges, budget)
     try:
         run_seeds(range(args.seeds), budget, lstm_seeds=args.lstm_seeds)
         section = write_seeds(range(args.seeds), budget)
@@ -193,6 +236,21 @@ def main(argv=None) -> int:
         return 1
     claims = ", ".join(f"{name} {c['holds']}/{c['n']}" for name, c in section["claims"].items())
     print(f"seeds {section['seeds']}: headline numbers merged into the seeds section; claims hold in: {claims}")
+    return 0
+
+
+def judges_main(n: int, budget: str) -> int:
+    if n < 2:
+        print("error: --judges must be at least 2 (judge 0 is the report's own)", file=sys.stderr)
+        return 1
+    try:
+        run_judges(range(n), budget)
+        section = write_judges(range(n), budget)
+    except (DataError, ParameterError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    claims = ", ".join(f"{name} {c['holds']}/{c['n']}" for name, c in section["claims"].items())
+    print(f"judges {section['judges']}: sample numbers merged into the judges section; claims hold under: {claims}")
     return 0
 
 

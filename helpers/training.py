@@ -28,7 +28,7 @@ from .files import atomic_torch_save
 from .models import n_params
 
 __all__ = [
-    "set_seed", "progress_bar", "TrainConfig", "epoch_permutation", "evaluate", "fit",
+    "set_seed", "progress_bar", "TrainConfig", "BATCH_SCHEDULES", "iid_batch", "epoch_permutation", "evaluate", "fit",
     "run_summary",
 ]
 
@@ -52,6 +52,9 @@ def progress_bar(total: int, desc: str, progress: bool | str = True, **kw):
     return tqdm(total=total, desc=desc, disable=progress in (False, "off", None), **kw)
 
 
+BATCH_SCHEDULES = ("epochs", "iid")  # how TrainConfig.batches cuts the training split into batches
+
+
 @dataclass
 class TrainConfig:
     """How to train. Exactly one of ``steps`` and ``epochs``. Intervals are in steps (None: a default)."""
@@ -65,8 +68,11 @@ class TrainConfig:
     log_every: int | None = None  # training-loss averaging window; default: each epoch, or 10 steps
     ckpt_every: int = 500
     precision: str = "fp32"  # "bf16": forward passes (training and held-out loss) under bfloat16 autocast
+    batches: str = "epochs"  # "epochs": seeded permutations cut into full batches; "iid": each batch drawn anew
 
     def __post_init__(self):
+        if self.batches not in BATCH_SCHEDULES:
+            raise ValueError(f"batches must be one of {', '.join(BATCH_SCHEDULES)}, got {self.batches!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if (self.steps is None) == (self.epochs is None):
@@ -83,6 +89,14 @@ class TrainConfig:
 
     def steps_per_epoch(self, n: int) -> int:
         return max(1, n // min(self.batch_size, n))
+
+
+def iid_batch(n: int, batch_size: int, seed: int, step: int) -> torch.Tensor:
+    """The indices of batch number ``step`` under the "iid" schedule: ``batch_size`` distinct drawings out of
+    ``n``, drawn anew for every step (so one drawing may come twice in a row, another not for a while), from a
+    CPU generator seeded by the run's seed and the step, the same on every device."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + step + 7_919)
+    return torch.randperm(n, generator=g)[:batch_size]
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -199,6 +213,8 @@ class _Run:
         """The indices of batch number ``self.step`` on the device: epochs are seeded permutations
         (``epoch_permutation``) cut into full batches, a function of the seed and the step only, so a resumed run
         sees the same batches. The permutation goes to the device once per epoch rather than once per step."""
+        if self.cfg.batches == "iid":
+            return iid_batch(self.n, self.bs, self.cfg.seed, self.step).to(self.device)
         epoch, i = divmod(self.step, self.per_epoch)
         if self.order is None or self.order[0] != epoch:
             self.order = (epoch, epoch_permutation(self.n, self.cfg.seed, epoch).to(self.device))

@@ -115,8 +115,9 @@ def _code_cells(path) -> list[str]:
 def test_notebook_06_reads_as_a_lab_report_calls_and_figures_no_loops():
     (path,) = runner.notebooks(["06"])
     cells = _code_cells(path)
-    lines = [line for cell in cells for line in cell.splitlines() if line.strip() and not line.strip().startswith("#")]
-    assert len(lines) <= 50, f"{path.name}: {len(lines)} code lines; move the work into helpers/beyond.py"
+    work = cells[1:]  # the parameters cell declares; the others work
+    lines = [line for cell in work for line in cell.splitlines() if line.strip() and not line.strip().startswith("#")]
+    assert len(lines) <= 40, f"{path.name}: {len(lines)} code lines; move the work into helpers/beyond.py"
     for i, cell in enumerate(cells):
         found = [type(n).__name__ for n in ast.walk(ast.parse(cell))
                  if isinstance(n, ast.For | ast.While | ast.FunctionDef | ast.Lambda | ast.comprehension)]
