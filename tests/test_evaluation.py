@@ -329,3 +329,61 @@ def test_reconstruction_mse_of_identity_like_model_is_zero(drawings):
     with pytest.raises(ValueError, match="to_tensor"):
         E.reconstruction_mse(model, (X * 255).to(torch.uint8))
 
+
+
+# ---------------------------------------------------------------------------------------------------
+# KID, repeated draws, mode decoding, the fixed judge
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_kernel_distance_is_the_unbiased_mmd_of_the_cubic_kernel_written_out_pair_by_pair():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(7, 3)), rng.normal(0.3, 1, size=(5, 3))
+    k = lambda u, v: (u @ v / 3 + 1) ** 3  # noqa: E731
+    xx = sum(k(a[i], a[j]) for i in range(7) for j in range(7) if i != j) / (7 * 6)
+    yy = sum(k(b[i], b[j]) for i in range(5) for j in range(5) if i != j) / (5 * 4)
+    xy = sum(k(a[i], b[j]) for i in range(7) for j in range(5)) / 35
+    assert E.kernel_distance(a, b, block=2) == pytest.approx(xx + yy - 2 * xy, abs=1e-9)  # blocks change nothing
+    with pytest.raises(ValueError, match="same F"):
+        E.kernel_distance(a, b[:, :2])
+
+
+def test_over_draws_gives_the_mean_and_sample_sd_and_sums_the_counts():
+    draws = [{"fid": 10.0, "kid": 0.1, "inception_score": 2.0, "n": 4, "class_histogram": [3, 1],
+              "class_accuracy": 0.5, "confusion": [[2, 0], [1, 1]]},
+             {"fid": 14.0, "kid": 0.3, "inception_score": 2.0, "n": 4, "class_histogram": [2, 2],
+              "class_accuracy": 1.0, "confusion": [[2, 0], [0, 2]]}]
+    out = E.over_draws(draws)
+    assert out["fid"] == pytest.approx(12.0, abs=1e-12) and out["fid_sd"] == pytest.approx(math.sqrt(8), abs=1e-12)
+    assert out["kid"] == pytest.approx(0.2, abs=1e-12) and out["inception_score_sd"] == pytest.approx(0, abs=1e-12)
+    assert out["class_histogram"] == [5, 3] and out["confusion"] == [[4, 0], [1, 3]] and out["draws"] == 2
+    assert out["per_class"] == [1.0, 0.75] and out["class_accuracy"] == pytest.approx(0.75, abs=1e-12)
+    assert E.over_draws(draws[:1])["fid_sd"] is None
+    assert E.draw_seeds(5, 3) == [5, 1005, 2005]
+
+
+def test_a_sampler_is_scored_over_independent_draws_and_at_each_pixels_mode(drawings):
+    vae, clf = small_vae(seed=2).eval(), Classifier().eval()
+    X, y = drawings
+    ref = E.classifier_outputs(clf, X)[0]
+    m = E.sampler_metrics(clf, vae, E.PriorSampler(vae), 10, ref, seed=0, repeats=3)
+    single = [E.generative_metrics(clf, E.decode_samples(vae, E.PriorSampler(vae), 10, s)[0], None, ref)["fid"]
+              for s in E.draw_seeds(0, 3)]
+    assert m["draws"] == 3 and m["fid"] == pytest.approx(np.mean(single), abs=1e-6)
+    assert m["fid_sd"] == pytest.approx(np.std(single, ddof=1), abs=1e-6)
+    mode = E.generative_metrics(clf, E.mode_of(E.decode_samples(vae, E.PriorSampler(vae), 10, 0)[0]), None, ref)
+    assert E.sampler_metrics(clf, vae, E.PriorSampler(vae), 10, ref, seed=0)["mode"]["fid"] == \
+        pytest.approx(mode["fid"], abs=1e-6)
+    assert set(E.mode_of(torch.tensor([0.2, 0.5, 0.51])).tolist()) == {0.0, 1.0}
+    real = E.real_reference(clf, X, 6, ref, seed=0, repeats=2, y=y)
+    first = E.random_subset(X, 6, seed=0)
+    assert real["draws"] == 2 and real["mode"]["draws"] == 2
+    assert E.real_reference(clf, X, 6, ref, seed=0)["fid"] == pytest.approx(
+        E.generative_metrics(clf, first, None, ref)["fid"], abs=1e-6)  # the subset helpers.random_subset draws
+
+
+def test_the_judge_has_its_own_seed_whatever_the_notebooks_seed(synthetic_dir, tmp_path):
+    nb = E.Notebook(str(synthetic_dir), seed=3, device="cpu", budget="tiny", runs_dir=str(tmp_path), progress="off")
+    _, record = nb.judge()
+    assert record["train_config"]["seed"] == E.JUDGE_SEED == 0 and record["train_config"]["precision"] == "fp32"
+    assert nb.judge(seed=1)[1]["train_config"]["seed"] == 1

@@ -118,7 +118,7 @@ def test_seeds_from_lstm_seeds_on_leave_the_lstm_autoencoder_out(monkeypatch, tm
     monkeypatch.setattr(S, "reproduce", lambda **kw: calls.append(kw) or {})
     S.run_seeds([0, 1, 2], "full", runs_dir=tmp_path, lstm_seeds=2)
     assert [(c["only"], c["extra"]) for c in calls] == [
-        (["02", "03", "04", "05", "06"], {"seed": 1}),
+        (["02", "03", "04", "05", "06"], {"seed": 1, "schedule_study": False}),  # the study is seed 0's
         (["03", "04", "05", "06"], {"seed": 2, "leave_out": "lstm_ae"})]
     assert calls[1]["results_path"] == tmp_path / "seeds" / "full" / "seed-2" / "metrics.json"
 
@@ -131,3 +131,41 @@ def test_compare_precision_pairs_the_numbers_both_runs_have():
     assert section["lstm_ae"]["test_mse"]["change"] == pytest.approx(0.025, abs=1e-9)
     assert section["vae"]["models"]["CNN-CNN VAE"]["neg_elbo"]["change"] == pytest.approx(0.01, abs=1e-9)
     assert "cnn_ae" not in section
+
+
+def judged_metrics(fid_cnn, fid_gru, adherence):
+    """A results file of one judge, cut down to the numbers a judge gives and one it does not."""
+    return {"lstm_ae": {"test_mse": 0.04},
+            "vae": {"models": {"CNN-CNN VAE": {"neg_elbo": 210.0, "fid": fid_cnn},
+                               "GRU-CNN VAE": {"neg_elbo": 215.0, "fid": fid_gru},
+                               "conditional CNN-CNN VAE": {"neg_elbo": 209.0, "fid": fid_cnn - 10}}},
+            "beyond": {"conditional": {"course recipe": {"adherence": 0.3}, "chosen": {"adherence": adherence}}}}
+
+
+def test_the_judge_spread_takes_only_the_judged_notebooks_and_names_the_failing_judge(tmp_path):
+    results = tmp_path / "metrics.json"
+    results.write_text(json.dumps(judged_metrics(500.0, 600.0, 0.7)), encoding="utf-8")
+    with pytest.raises(RuntimeError, match="judge 1: no metrics at .*judge-1"):
+        S.write_judges([0, 1, 2], "full", results_path=results, runs_dir=tmp_path / "runs")
+    for j, m in ((1, judged_metrics(450.0, 640.0, 0.75)), (2, judged_metrics(620.0, 580.0, 0.2))):
+        S.judge_dir(j, "full", tmp_path / "runs").mkdir(parents=True)
+        (S.judge_dir(j, "full", tmp_path / "runs") / "metrics.json").write_text(json.dumps(m), encoding="utf-8")
+    S.write_judges([0, 1, 2], "full", results_path=results, runs_dir=tmp_path / "runs")
+    section = read_metrics(results)["judges"]
+    assert section["judges"] == [0, 1, 2]
+    fid = section["stats"]["vae"]["models"]["CNN-CNN VAE"]["fid"]
+    assert fid["values"] == {"0": 500.0, "1": 450.0, "2": 620.0} and fid["seed0"] == 500.0
+    assert "lstm_ae" not in section["stats"]  # the judge gives no autoencoder number
+    assert section["claims"]["fid_ranking"] == {"holds": 2, "n": 3, "fails_in_seeds": [2]}
+    assert section["claims"]["class_prior_adherence"] == {"holds": 2, "n": 3, "fails_in_seeds": [2]}
+    assert section["claims"]["cnn_ae_beats_lstm_ae"]["n"] == 0
+
+
+def test_judges_rerun_notebooks_04_and_06_on_seed_0_with_each_further_judge(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(S, "reproduce", lambda **kw: calls.append(kw) or {})
+    S.run_judges(range(3), "full", runs_dir=tmp_path)
+    assert [c["extra"] for c in calls] == [{"judge_seed": 1}, {"judge_seed": 2}]
+    assert all(c["only"] == ["04", "06"] for c in calls)
+    assert calls[0]["results_path"] == S.judge_dir(1, "full", tmp_path) / "metrics.json"
+

@@ -346,3 +346,65 @@ def test_a_kl_warmup_run_is_trained_once_then_loaded_from_the_cache(synthetic, t
     plain = H.EXPERIMENTS["vae_cnn"]
     assert H.config_key(run.spec, run.config("tiny"), synthetic) != H.config_key(plain.spec, plain.config("tiny"),
                                                                                  synthetic)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The batch schedule (TrainConfig.batches) and the binarized VAE
+# ---------------------------------------------------------------------------------------------------
+
+
+def _batches_seen(cfg: H.TrainConfig, n: int = 32) -> list[list[int]]:
+    x = torch.arange(n, dtype=torch.float32)[:, None]
+    seen = []
+
+    def loss_fn(model, xb, progress=1.0):
+        seen.append(xb[:, 0].long().tolist())
+        return {"loss": (model(xb) ** 2).mean()}
+
+    H.fit(torch.nn.Linear(1, 1), loss_fn, (x,), None, cfg, progress=False)
+    return seen
+
+
+def test_iid_batches_are_drawn_anew_each_step_and_epoch_batches_cover_the_split_once_per_epoch():
+    epochs = _batches_seen(H.TrainConfig(steps=8, batch_size=8))
+    iid = _batches_seen(H.TrainConfig(steps=8, batch_size=8, batches="iid"))
+    assert sorted(sum(epochs[:4], [])) == list(range(32))  # every drawing once in an epoch of 4 batches
+    assert all(len(set(b)) == 8 for b in iid)  # no drawing twice within a batch
+    assert sorted(sum(iid[:4], [])) != list(range(32))  # but some twice, some never, in 4 batches
+    assert iid == _batches_seen(H.TrainConfig(steps=8, batch_size=8, batches="iid"))  # seeded
+    assert iid != _batches_seen(H.TrainConfig(steps=8, batch_size=8, batches="iid", seed=1))
+    with pytest.raises(ValueError, match="batches must be one of"):
+        H.TrainConfig(steps=1, batches="random")
+
+
+def test_the_batch_schedule_is_in_the_cache_key_only_when_it_is_not_the_default(synthetic):
+    spec = {"kind": "cnn_ae"}
+    default = H.config_key(spec, H.TrainConfig(steps=10), synthetic)
+    assert H.config_key(spec, H.TrainConfig(steps=10, batches="epochs"), synthetic) == default
+    assert H.config_key(spec, H.TrainConfig(steps=10, batches="iid"), synthetic) != default
+    assert H.EXPERIMENTS["lstm_ae_iid_batches"].config().batches == "iid"
+    assert H.EXPERIMENTS["lstm_ae_iid_batches"].spec == H.EXPERIMENTS["lstm_ae"].spec
+
+
+def test_binarize_is_a_fixed_draw_with_the_grey_pixels_as_probabilities():
+    x = torch.rand(200, 1, 28, 28)
+    b = H.binarize(x, seed=3)
+    assert set(b.unique().tolist()) <= {0.0, 1.0} and torch.equal(b, H.binarize(x, seed=3))
+    assert not torch.equal(b, H.binarize(x, seed=4))
+    assert float(b.mean()) == pytest.approx(float(x.mean()), abs=0.005)  # 156,800 coins: sd 0.0013
+    assert torch.equal(H.binarize(b, seed=9), b)  # binary drawings come back unchanged
+
+
+def test_the_binarized_vae_trains_on_fresh_coins_and_is_scored_on_a_fixed_draw():
+    torch.manual_seed(0)
+    vae = H.VAE("cnn", latent_dim=4, binarize=True).eval()
+    x = torch.rand(6, 1, 28, 28)
+    torch.manual_seed(1)
+    held_out = H.vae_loss(vae, x)["rec"]
+    torch.manual_seed(1)
+    assert torch.equal(held_out, H.vae_loss(vae, H.binarize(x))["rec"])  # eval: the fixed draw
+    seen = []
+    vae.train()
+    vae.forward = lambda xb, y=None: (seen.append(xb) or torch.zeros_like(xb), torch.zeros(6, 4), torch.zeros(6, 4))
+    H.vae_loss(vae, x), H.vae_loss(vae, x)
+    assert set(seen[0].unique().tolist()) <= {0.0, 1.0} and not torch.equal(seen[0], seen[1])  # fresh coins
