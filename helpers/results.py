@@ -31,7 +31,7 @@ HEADLINE = [
     "beyond.samples.*.*.mode.fid", "beyond.conditional.*.samples.*.mode.fid",
 ]
 # The headline numbers that the evaluation classifier gives (what the judge spread is about).
-JUDGED = ("fid", "kid", "class_accuracy", "accuracy", "adherence", "inception_score")
+JUDGED = ("fid", "kid", "class_accuracy", "accuracy", "adherence", "inception_score", "test_accuracy")
 
 # The report's comparisons, checked seed by seed: each is a chain of headline numbers that should increase
 # from left to right (lower-is-better numbers first, the winner first).

@@ -32,7 +32,7 @@ from pathlib import Path
 from .data import DataError
 from .devices import PRECISIONS
 from .files import ROOT
-from .results import CLAIMS, HEADLINE, default_outputs, merge_metrics, read_metrics
+from .results import CLAIMS, HEADLINE, JUDGED, default_outputs, merge_metrics, read_metrics
 from .runner import ParameterError, reproduce
 
 __all__ = ["SEED_NOTEBOOKS", "JUDGE_NOTEBOOKS", "PRECISION_NOTEBOOKS", "seed_dir", "judge_dir", "precision_dir",
@@ -43,6 +43,9 @@ SEED_NOTEBOOKS = ["02", "03", "04", "05", "06"]  # 01 shows the data and trains 
 JUDGE_NOTEBOOKS = ["04", "06"]  # the notebooks whose numbers the evaluation classifier gives
 # Parameters that only one notebook declares, passed only when that notebook is among those run.
 _OWN_PARAMETER = {"leave_out": "05", "schedule_study": "02"}
+# The likelihood bounds do not depend on the judge: the judge runs compute them on few drawings and samples (they are
+# left out of the judges section), which saves most of notebook 04's time.
+JUDGE_RUN_BOUNDS = {"n_eval": 50, "iwae_k": 2}
 PRECISION_NOTEBOOKS = ["02", "03", "04"]  # every model of the report's sections 2-5, and its test numbers
 
 def seed_dir(seed: int, budget: str = "full", runs_dir=None) -> Path:
@@ -58,7 +61,8 @@ def judge_dir(judge: int, budget: str = "full", runs_dir=None) -> Path:
 def run_judges(judges, budget: str = "full", runs_dir=None, log_output: bool = True) -> dict:
     """Rerun notebooks 04 and 06 (seed 0's models) with each further judge seed of ``judges`` (judge 0 is the
     report's own); returns {judge: {notebook: seconds}} of the notebooks run now."""
-    return {j: _rerun(judge_dir(j, budget, runs_dir), JUDGE_NOTEBOOKS, {"judge_seed": j}, budget, runs_dir, log_output)
+    return {j: _rerun(judge_dir(j, budget, runs_dir), JUDGE_NOTEBOOKS, {"judge_seed": j, **JUDGE_RUN_BOUNDS}, budget,
+                      runs_dir, log_output)
             for j in judges if j != 0}
 
 
@@ -74,6 +78,9 @@ def write_judges(judges, budget: str = "full", results_path=None, runs_dir=None)
         metrics = read_metrics(path)
         runs[j] = {k: metrics[k] for k in ("vae", "beyond") if k in metrics}
     section = collect(runs)
+    section["stats"] = _nest({p: x for p, x in _flatten(section["stats"]).items() if p.split(".")[-1] in JUDGED})
+    section["claims"] = {name: c for name, c in section["claims"].items()
+                         if all(p.split(".")[-1] in JUDGED for p in CLAIMS[name])}
     return merge_metrics(results_path, "judges", {"judges": section.pop("seeds"), **section, "budget": budget})
 
 
@@ -158,6 +165,13 @@ def aggregate(values: list[float]) -> dict:
     mean = math.fsum(values) / n
     sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else None
     return {"mean": mean, "sd": sd, "min": min(values), "max": max(values), "n": n}
+
+
+def _flatten(nested: dict, path: tuple = ()) -> dict:
+    """The inverse of ``_nest`` for a stats tree: {"a.b.c": stats}, a leaf being a dict with "values"."""
+    if "values" in nested:
+        return {".".join(path): nested}
+    return {k: v for key, child in nested.items() for k, v in _flatten(child, (*path, key)).items()}
 
 
 def _nest(flat: dict) -> dict:
