@@ -159,10 +159,11 @@ def run_all(reps: int, names: list[str], data_dir: str, steps: dict, batch: int 
     return medians
 
 
-def project(medians: dict) -> dict:
+def project(medians: dict, saved: dict | None = None) -> dict:
     """Print the projected `make reproduce` time at the sample's and the course's size, from our loop's rates;
     return it in minutes, {size: {"training_fp32_min", "training_bf16_min", "evaluation_min", "fp32_min",
-    "bf16_min"}} (the last three None where no rehearsal measured the evaluation)."""
+    "bf16_min"}} (the last three None where no rehearsal measured the evaluation). ``saved``: an earlier
+    projection, whose evaluation minutes stand in for a rehearsal summary that is not on this machine."""
     projection = {}
     print("\nprojected `make reproduce` (training: registry budget / our median rate; evaluation: make rehearse)")
     print("| data | training fp32 | training bf16 | evaluation (fp32) | total fp32 | total bf16 |")
@@ -173,6 +174,8 @@ def project(medians: dict) -> dict:
                  if f"ours {p}" in medians[runs[0][1]] else None for p in ("fp32", "bf16")}
         r = rehearsal(size)
         evaluation = r["evaluation_s"] if r and r["n_train"] == n_train else None
+        if evaluation is None and (saved or {}).get(size, {}).get("evaluation_min") is not None:
+            evaluation = saved[size]["evaluation_min"] * 60
         ev = "not measured (make rehearse)" if evaluation is None else f"{evaluation / 60:.0f} min"
         totals = ["n/a" if train[p] is None else f"> {train[p] / 60:.0f} min" if evaluation is None
                   else f"{(train[p] + evaluation) / 60:.0f} min" for p in ("fp32", "bf16")]
@@ -197,6 +200,9 @@ def main() -> None:
                     "the CNN AE at batch 16 in each variant, each in a fresh process")
     ap.add_argument("--save", metavar="METRICS", help="merge the rates and the projection into this results file's "
                     "bench section (the report quotes the projection), e.g. results/metrics.json")
+    ap.add_argument("--project-only", action="store_true", help="measure nothing: project `make reproduce` from the "
+                    "rates in the --save file's bench section (where and when they were measured: bench/README.md), "
+                    "with the registry's runs as they are now")
     ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -205,6 +211,17 @@ def main() -> None:
         return
     if args.reps < 1:
         ap.error("--reps must be positive")
+    if args.project_only:
+        import helpers as H
+
+        if not args.save:
+            ap.error("--project-only needs --save METRICS (the results file whose bench section holds the rates)")
+        bench = H.read_metrics(args.save).get("bench")
+        if not bench:
+            sys.exit(f"bench: {args.save} has no bench section; run `make bench` first")
+        H.merge_metrics(args.save, "bench", {**bench, "projection": project(bench["rates"], bench.get("projection"))})
+        print(f"saved the projection to the bench section of {args.save}")
+        return
     reps, names, steps, batch = args.reps, args.models, STEPS, None
     if args.smoke:
         print("smoke run: checks that the bench runs end to end; its rates mean nothing")

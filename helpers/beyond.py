@@ -22,6 +22,7 @@ from .experiments import EXPERIMENTS, Experiment, on_whole_training_split, runs_
 from .judging import label_adherence, reconstruction_metrics, relabel_rows, sample_table, sampler_metrics
 from .notebook import Notebook
 from .reconstruction import encode_all
+from .results import read_metrics
 from .samplers import (
     ClassMixtureSampler,
     MixtureSampler,
@@ -36,7 +37,8 @@ __all__ = [
     "VALIDATION_SEED_OFFSET", "fit_samplers", "choose_samplers", "choices_summary", "sampler_results",
     "score_samplers", "samples_summary", "validation_summary", "lowest_validation_elbo", "sampler_grids",
     "compare_designs", "choose_design", "designs_summary", "evaluate_conditional", "conditional_results",
-    "conditional_summary", "conditional_grids", "relabel_figure_rows", "prior_confusions", "beyond_section",
+    "conditional_summary", "conditional_grids", "relabel_figure_rows", "prior_confusions", "chosen_design",
+    "beyond_section",
 ]
 
 # Validation samples are drawn with seed + 1, so that no choice is made on the draws the test split reports.
@@ -195,6 +197,16 @@ def relabel_figure_rows(models: dict, conditional: dict, X: torch.Tensor, y: tor
 def prior_confusions(conditional: dict) -> dict:
     """{label: the judge's confusion matrix of the prior samples} of each final conditional VAE."""
     return {c["label"]: c["samples"]["prior"]["confusion"] for c in conditional.values()}
+
+
+def chosen_design(results_path) -> str:
+    """The registry name of the conditional design that notebook 06 chose on the validation split, from the
+    results file; a clear error when notebook 06 has not run yet."""
+    beyond = read_metrics(results_path).get("beyond", {})
+    if "chosen" not in beyond:
+        raise RuntimeError(f"{results_path}: no conditional design chosen yet (no beyond.chosen); run notebook 06 "
+                           f"with the same results_path first")
+    return beyond["chosen"]
 
 
 def beyond_section(nb: Notebook, choices: dict, best: str, samples: dict, candidates: dict, chosen: str,

@@ -21,7 +21,8 @@ from torch import nn
 
 from .data import CLASS_NAMES
 
-__all__ = ["latent_directions", "explorer_code", "decode_code", "drawing_png", "LatentExplorer", "latent_explorer"]
+__all__ = ["latent_directions", "explorer_code", "decode_code", "decode_codes", "traversal_rows",
+           "drawing_png", "LatentExplorer", "latent_explorer"]
 
 
 def latent_directions(codes: np.ndarray, labels, n_directions: int = 4):
@@ -58,6 +59,26 @@ def decode_code(model: nn.Module, z: np.ndarray, label: int) -> np.ndarray:
     device = next(model.parameters()).device
     z = torch.as_tensor(np.asarray(z), dtype=torch.float32, device=device).reshape(1, -1)
     return model.decode(z, torch.tensor([label], device=device))[0, 0].cpu().numpy()
+
+
+@torch.no_grad()
+def decode_codes(model: nn.Module, z: np.ndarray, label: int) -> torch.Tensor:
+    """A VAE's drawings of codes ``z`` (n, D), all as class ``label``: (n, 1, 28, 28) on the CPU."""
+    device = next(model.parameters()).device
+    z = torch.as_tensor(np.asarray(z), dtype=torch.float32, device=device)
+    return model.decode(z, torch.full((len(z),), label, device=device)).float().cpu()
+
+
+def traversal_rows(model: nn.Module, codes: np.ndarray, labels, n_directions: int = 4,
+                   steps=(-2.0, -1.0, 0.0, 1.0, 2.0)) -> dict[int, torch.Tensor]:
+    """For each class: its mean code moved along each of the leading within-class principal directions of the
+    training ``codes`` (``latent_directions``) by ``steps`` standard deviations, decoded as that class. Returns
+    {class: (n_directions * len(steps), 1, 28, 28)}, direction by direction (a grid row each)."""
+    means, directions, sds = latent_directions(codes, labels, n_directions)
+    unit = np.eye(len(sds))
+    return {label: decode_codes(model, np.stack([explorer_code(means, directions, sds, label, unit[i] * s)
+                                                 for i in range(len(sds)) for s in steps]), label)
+            for label in range(len(means))}
 
 
 def drawing_png(image: np.ndarray, title: str = "") -> bytes:

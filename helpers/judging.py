@@ -141,30 +141,36 @@ def conditional_accuracy(clf: nn.Module, model: nn.Module, n_per_class: int = 20
             "n_per_class": int(n_per_class)}
 
 
-def relabel(model: nn.Module, X: torch.Tensor, y: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+def relabel(model: nn.Module, X: torch.Tensor, y: torch.Tensor, new: torch.Tensor, means=None) -> torch.Tensor:
     """Decode each drawing of X (encoded with its own class y) as the class ``new``: its posterior mean,
-    moved by the difference of the prior means (zero for a N(0, I) prior), decoded with the new class."""
+    moved by the difference of the prior means (zero for a N(0, I) prior), decoded with the new class. With
+    ``means`` (C, D), e.g. the class means of the training codes (``helpers.class_means``), the code is moved by
+    their difference instead: class arithmetic, from the drawing's class's mean code to the new class's."""
     device = next(model.parameters()).device
     X, y, new = X.to(device), y.to(device), new.to(device)
     with evaluating(model):
         mu, _ = model.encode(X, y)
-        z = mu - model.prior_mean(mu, y) + model.prior_mean(mu, new)
+        if means is None:
+            z = mu - model.prior_mean(mu, y) + model.prior_mean(mu, new)
+        else:
+            means = torch.as_tensor(np.asarray(means), dtype=mu.dtype, device=device)
+            z = mu - means[y] + means[new]
         return model.decode(z, new).float().cpu()
 
 
-def relabel_rows(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def relabel_rows(model: nn.Module, X: torch.Tensor, y: torch.Tensor, means=None) -> torch.Tensor:
     """For each drawing, a row: the drawing, then ``relabel`` as each class in turn; (k * (1 + C), 1, 28, 28)."""
     C, k = model.n_classes, len(X)
-    as_each = relabel(model, X.repeat_interleave(C, 0), y.repeat_interleave(C), torch.arange(C).repeat(k))
+    as_each = relabel(model, X.repeat_interleave(C, 0), y.repeat_interleave(C), torch.arange(C).repeat(k), means)
     return torch.cat([X.cpu()[:, None], as_each.reshape(k, C, 1, 28, 28)], dim=1).reshape(-1, 1, 28, 28)
 
 
-def label_adherence(clf: nn.Module, model: nn.Module, X: torch.Tensor, y, batch_size: int = 500) -> dict:
-    """How often a conditional VAE follows a changed label: every drawing of X is decoded (``relabel``) as
-    each class other than its own, and the classifier judges the result. Returns ``adherence`` (the
-    fraction classified as the new class; 1 for a model that draws what its label says, near chance for
-    one that ignores it), ``kept_original`` (the fraction still classified as the drawing's own class) and
-    ``n`` (relabelled drawings)."""
+def label_adherence(clf: nn.Module, model: nn.Module, X: torch.Tensor, y, batch_size: int = 500, means=None) -> dict:
+    """How often a conditional VAE follows a changed label: every drawing of X is decoded (``relabel``, with
+    ``means`` for class arithmetic) as each class other than its own, and the classifier judges the result.
+    Returns ``adherence`` (the fraction classified as the new class; 1 for a model that draws what its label says,
+    near chance for one that ignores it), ``kept_original`` (the fraction still classified as the drawing's own
+    class) and ``n`` (relabelled drawings)."""
     if not is_conditional(model):
         raise ValueError("label_adherence needs a conditional VAE (n_classes > 0)")
     y = torch.as_tensor(np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)).long()
@@ -173,7 +179,7 @@ def label_adherence(clf: nn.Module, model: nn.Module, X: torch.Tensor, y, batch_
         new = (y + shift) % n_classes  # every other class exactly once per drawing
         for start in range(0, len(X), batch_size):
             sl = slice(start, start + batch_size)
-            pred = classifier_outputs(clf, relabel(model, X[sl], y[sl], new[sl]))[1].argmax(1)
+            pred = classifier_outputs(clf, relabel(model, X[sl], y[sl], new[sl], means))[1].argmax(1)
             hits += int((pred == new[sl].numpy()).sum())
             kept += int((pred == y[sl].numpy()).sum())
             total += len(pred)

@@ -7,8 +7,19 @@ import os
 
 import numpy as np
 
-__all__ = ["knn_accuracy", "silhouette", "tsne_embed"]
+__all__ = ["class_means", "knn_accuracy", "silhouette", "tsne_embed"]
 
+
+
+def class_means(codes: np.ndarray, labels) -> np.ndarray:
+    """The mean code of each class, (C, D) float64, for classes 0 .. C-1 (each present) of ``labels`` (N,)."""
+    codes, labels = np.asarray(codes, dtype=np.float64), np.asarray(labels).reshape(-1)
+    if codes.ndim != 2 or len(codes) != len(labels):
+        raise ValueError(f"need codes (N, D) and labels (N,), got shapes {codes.shape} and {labels.shape}")
+    missing = [c for c in range(int(labels.max()) + 1) if not (labels == c).any()]
+    if missing:
+        raise ValueError(f"no codes of class(es) {missing}: every class needs codes")
+    return np.stack([codes[labels == c].mean(0) for c in range(int(labels.max()) + 1)])
 
 
 def knn_accuracy(z_train: np.ndarray, y_train: np.ndarray, z_test: np.ndarray, y_test: np.ndarray,

@@ -334,8 +334,8 @@ def table_beyond_conditional(m: dict) -> str:
                      _pct(prior["class_accuracy"]), _draws(prior, "fid", ".1f"), _pct(mixture["class_accuracy"]),
                      _draws(mixture, "fid", ".1f")])
     return md_table(["conditional VAE (whole training split)", "test -ELBO" + _spread_note(m), "IWAE",
-                     "above the floor (-ELBO / IWAE)", "label adherence", "prior: requested class", "prior: FID", "class mixture: requested class",
-                     "class mixture: FID"], rows)
+                     "above the floor (-ELBO / IWAE)", "label adherence", "prior: requested class", "prior: FID",
+                     "class mixture: requested class", "class mixture: FID"], rows)
 
 
 TABLES = {"data": table_data, "md5": table_md5, "autoencoders": table_autoencoders,

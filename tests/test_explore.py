@@ -75,3 +75,33 @@ def test_decode_code_gives_pixel_probabilities_of_one_drawing():
     image = H.decode_code(H.VAE(n_classes=5), np.zeros(32), 2)
     assert image.shape == (28, 28) and image.dtype == np.float32
     assert 0 <= image.min() and image.max() <= 1
+
+
+def _conditional_vae():
+    torch.manual_seed(0)
+    return H.VAE("cnn", latent_dim=6, n_classes=5).eval()
+
+
+def test_a_traversal_row_is_one_direction_and_its_middle_drawing_is_the_class_mean_code():
+    model, rng = _conditional_vae(), np.random.default_rng(1)
+    codes, labels = rng.normal(size=(100, 6)), np.arange(100) % 5
+    rows = H.traversal_rows(model, codes, labels, n_directions=3, steps=(-1.0, 0.0, 1.0))
+    assert sorted(rows) == [0, 1, 2, 3, 4] and rows[2].shape == (9, 1, 28, 28)
+    mean_drawing = H.decode_codes(model, H.class_means(codes, labels)[2:3], 2)
+    for direction in range(3):  # the middle of each row: 0 sd along it
+        assert torch.allclose(rows[2][3 * direction + 1], mean_drawing[0], atol=1e-6)
+    assert not torch.allclose(rows[2][0], rows[2][2], atol=1e-3)  # -1 sd and +1 sd differ
+
+
+def test_class_arithmetic_moves_the_code_from_its_class_mean_to_the_new_ones():
+    model, rng = _conditional_vae(), np.random.default_rng(2)
+    X, y = torch.rand(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])
+    means = rng.normal(size=(5, 6))
+    new = torch.tensor([4, 4, 0, 1])
+    mu = model.encode(X, y)[0].detach().numpy()
+    expected = H.decode_codes(model, mu[:1] - means[0] + means[4], 4)
+    assert torch.allclose(H.relabel(model, X, y, new, means)[:1], expected, atol=1e-6)
+    # Without means, the course recipe's prior N(0, I) moves nothing: only the decoder's class input changes.
+    assert torch.allclose(H.relabel(model, X, y, new)[:1], H.decode_codes(model, mu[:1], 4), atol=1e-6)
+    with pytest.raises(ValueError, match="no codes of class"):
+        H.class_means(rng.normal(size=(4, 6)), np.array([0, 0, 2, 2]))
