@@ -147,6 +147,14 @@ def table_iwae_curve(m: dict) -> str:
                      f"k = {int(ks[-1]):,} above the floor"], rows)
 
 
+def table_round2_adherence(m: dict) -> str:
+    """Label adherence of both ways of changing a drawing's class (notebook 08)."""
+    rows = [[label, _pct(a["adherence"]), _pct(a["kept_original"]), f"{a['n']:,}"]
+            for label, a in m["round2"]["adherence"].items()]
+    return md_table(["model, how the class is changed", "label adherence", "still the original class",
+                     "relabelled test drawings"], rows)
+
+
 def table_precision(m: dict) -> str:
     """The headline numbers of the fp32 run beside those of the rerun at another precision (helpers.seeds)."""
     p = m["precision"]
@@ -344,7 +352,8 @@ TABLES = {"data": table_data, "md5": table_md5, "autoencoders": table_autoencode
           "beyond-mixtures": table_beyond_mixtures, "beyond-candidates": table_beyond_candidates,
           "beyond-conditional": table_beyond_conditional, "seeds": table_seeds,
           "precision": table_precision, "bench": table_bench, "judges": table_judges,
-          "judge-claims": table_judge_claims, "likelihood": table_likelihood, "iwae-curve": table_iwae_curve}
+          "judge-claims": table_judge_claims, "likelihood": table_likelihood, "iwae-curve": table_iwae_curve,
+          "round2-adherence": table_round2_adherence}
 
 
 # Sections written by separate commands, not by `make reproduce` (each fills the table of its own name): a
