@@ -25,6 +25,7 @@ from . import (
     report,
     results,
     samplers,
+    tables,
     training,
 )
 from .beyond import *  # noqa: F403
@@ -47,10 +48,11 @@ from .reconstruction import *  # noqa: F403
 from .report import *  # noqa: F403
 from .results import *  # noqa: F403
 from .samplers import *  # noqa: F403
+from .tables import *  # noqa: F403
 from .training import *  # noqa: F403
 
 _MODULES = (
     beyond, bounds, cache, data, devices, download, experiments, explore, files, inference, judging, latent, models,
-    notebook, plotting, quality, reconstruction, report, results, samplers, training,
+    notebook, plotting, quality, reconstruction, report, results, samplers, tables, training,
 )
 __all__ = [name for module in _MODULES for name in module.__all__]
