@@ -74,21 +74,21 @@ def sampler_metrics(clf: nn.Module, model: nn.Module, sampler, n: int, ref_featu
     return {"sampler": sampler.label, **_judged(clf, drawings, ref_features)}
 
 
-def _pm(m: dict, key: str, spec: str, scale: float = 1.0) -> str:
-    """``m[key]`` as "mean ± sd" (the sd of the draws, when there were several), times ``scale``."""
+def _pm(m: dict, key: str, spec: str) -> str:
+    """``m[key]`` as "mean ± sd" (the sd of the draws, when there were several)."""
     sd = m.get(key + "_sd")
-    return format(m[key] * scale, spec) + ("" if sd is None else " ± " + format(sd * scale, spec))
+    return format(m[key], spec) + ("" if sd is None else " ± " + format(sd, spec))
 
 
 def sample_line(label: str, m: dict) -> str:
-    """One line of a sample table: FID, KID (x 1000) and Inception-style score as mean ± sd over the draws, the
+    """One line of a sample table: FID, KID and Inception-style score as mean ± sd over the draws, the
     class accuracy where classes were requested, and the FID and KID of the mode-decoded drawings."""
-    line = (f"{label:44s} FID {_pm(m, 'fid', '.1f')}  KID×1000 {_pm(m, 'kid', '.1f', 1000)}  "
+    line = (f"{label:44s} FID {_pm(m, 'fid', '.1f')}  KID {_pm(m, 'kid', '.1f')}  "
             f"IS {m['inception_score']:.2f}")
     if m.get("class_accuracy") is not None:
         line += f"  class {m['class_accuracy']:.1%}"
     if "mode" in m:
-        line += f"  | mode: FID {m['mode']['fid']:.1f}, KID×1000 {m['mode']['kid'] * 1000:.1f}"
+        line += f"  | mode: FID {m['mode']['fid']:.1f}, KID {m['mode']['kid']:.1f}"
     return line
 
 

@@ -207,21 +207,21 @@ def table_vae_bounds(m: dict) -> str:
                      "training time"], rows)
 
 
-def _draws(x: dict, key: str, spec: str, scale: float = 1.0) -> str:
+def _draws(x: dict, key: str, spec: str) -> str:
     """A sample metric as "mean ± sd" over its draws (the sampling spread), or the single value."""
     sd = x.get(key + "_sd")
-    return format(x[key] * scale, spec) + ("" if sd is None else f" ± {format(sd * scale, spec)}")
+    return format(x[key], spec) + ("" if sd is None else f" ± {format(sd, spec)}")
 
 
 def _sample_cells(m: dict, path: str, x: dict) -> list[str]:
-    """FID (± its sampling spread, then the seeds' mean ± sd), KID x 1000, and the same two of the mode-decoded
-    drawings: the cells of one row of a sample table, for the metrics ``x`` found at ``path``."""
-    cells = [_draws(x, "fid", ".1f") + _seed_bracket(m, f"{path}.fid", ".1f"), _draws(x, "kid", ".1f", 1000)]
+    """FID (± its sampling spread, then the seeds' mean ± sd), KID (± its sampling spread), and the same two of the
+    mode-decoded drawings: the cells of one row of a sample table, for the metrics ``x`` found at ``path``."""
+    cells = [_draws(x, "fid", ".1f") + _seed_bracket(m, f"{path}.fid", ".1f"), _draws(x, "kid", ".1f")]
     mode = x.get("mode")
-    return cells + (["–", "–"] if mode is None else [_draws(mode, "fid", ".1f"), _draws(mode, "kid", ".1f", 1000)])
+    return cells + (["–", "–"] if mode is None else [_draws(mode, "fid", ".1f"), _draws(mode, "kid", ".1f")])
 
 
-SAMPLE_HEADER = ["FID vs test", "KID × 1000", "mode: FID", "mode: KID × 1000"]
+SAMPLE_HEADER = ["FID vs test", "KID vs test", "mode: FID", "mode: KID"]
 
 
 def _sample_note(m: dict, x: dict) -> str:
