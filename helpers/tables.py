@@ -131,8 +131,8 @@ def table_iwae_curve(m: dict) -> str:
 
 def table_round2_adherence(m: dict) -> str:
     """Label adherence of both ways of changing a drawing's class (notebook 08)."""
-    rows = [[label, _pct(a["adherence"]), _pct(a["kept_original"]), f"{a['n']:,}"]
-            for label, a in m["round2"]["adherence"].items()]
+    rows = [[a["label"], _pct(a["adherence"]), _pct(a["kept_original"]), f"{a['n']:,}"]
+            for a in m["round2"]["adherence"].values()]
     return md_table(["model, how the class is changed", "label adherence", "still the original class",
                      "relabelled test drawings"], rows)
 
