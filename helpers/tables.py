@@ -61,8 +61,8 @@ def table_seeds(m: dict) -> str:
 def table_judge_claims(m: dict) -> str:
     """The report's comparisons that the judge decides, under each judge (seed 0's models; helpers.seeds)."""
     rows = []
-    for name, chain in CLAIMS.items():
-        c = m["judges"]["claims"][name]
+    for name, c in m["judges"]["claims"].items():
+        chain = CLAIMS[name]
         if c["n"]:
             rows.append([" < ".join(f"`{p}`" for p in chain), f"{c['holds']} of {c['n']}",
                          ", ".join(map(str, c["fails_in_seeds"])) or "–"])
@@ -221,7 +221,7 @@ def _sample_cells(m: dict, path: str, x: dict) -> list[str]:
     return cells + (["–", "–"] if mode is None else [_draws(mode, "fid", ".1f"), _draws(mode, "kid", ".1f")])
 
 
-SAMPLE_HEADER = ["FID vs test", "KID vs test", "mode: FID", "mode: KID"]
+SAMPLE_HEADER = ["FID vs test (± sd over the draws)", "KID vs test", "mode: FID", "mode: KID"]
 
 
 def _sample_note(m: dict, x: dict) -> str:
@@ -236,7 +236,8 @@ def table_vae_samples(m: dict) -> str:
              f"{ref['inception_score']:.2f}", _sample_note(m, ref)]]
     rows += [[label, *_sample_cells(m, f"vae.models.{label}", x), f"{x['inception_score']:.2f}", _sample_note(m, x)]
              for label, x in v["models"].items()]
-    return md_table(["samples", *SAMPLE_HEADER, "Inception-style score (1-5)", "N × draws"], rows)
+    return md_table(["samples", SAMPLE_HEADER[0] + _spread_note(m), *SAMPLE_HEADER[1:], "Inception-style score (1-5)",
+                     "N × draws"], rows)
 
 
 def table_conditional(m: dict) -> str:
@@ -290,8 +291,8 @@ def table_beyond_samples(m: dict) -> str:
     rows += [row for key in sorted(b["conditional"])
              for row in _sample_rows(m, f"conditional, {b['conditional'][key]['label']}",
                                      f"beyond.conditional.{key}.samples", b["conditional"][key]["samples"])]
-    return md_table(["model · sampler", *SAMPLE_HEADER, "Inception-style score", "requested class" + _spread_note(m),
-                     "N × draws"], rows)
+    return md_table(["model · sampler", SAMPLE_HEADER[0] + _spread_note(m), *SAMPLE_HEADER[1:],
+                     "Inception-style score", "requested class" + _spread_note(m), "N × draws"], rows)
 
 
 def table_beyond_mixtures(m: dict) -> str:
