@@ -129,3 +129,12 @@ def test_model_notebooks_set_up_in_one_line(path):
     setup = _code_cells(path)[1]  # the cell after the parameters
     assert setup.count("H.Notebook(data_dir, seed, device, budget, precision, runs_dir, progress)") == 1, setup
     assert "H.load_quickdraw" not in setup and "H.pick_device" not in setup
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_papermill_reads_every_parameter_of_the_parameters_cell(path):
+    """A parameter line papermill cannot parse (an "=" in its comment, say) is silently left out: -p and the runner's
+    small budgets would then not reach it."""
+    cell = _code_cells(path)[0]
+    names = [line.split(":", 1)[0] for line in cell.splitlines() if re.match(r"^\w+: \w+ = ", line)]
+    assert names and sorted(runner.declared_parameters(path)) == sorted(names)
