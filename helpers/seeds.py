@@ -277,12 +277,13 @@ def precision_main(precision: str, budget: str) -> int:
             raise ParameterError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         run_precision(precision, budget)
         other = read_metrics(precision_dir(precision, budget) / "metrics.json")
-        section = merge_metrics(results, "precision", {**compare_precision(read_metrics(results), other, precision),
-                                                       "precision": precision, "budget": budget})
+        compared = compare_precision(read_metrics(results), other, precision)
+        merge_metrics(results, "precision", {**compared, "precision": precision, "budget": budget})
     except (DataError, ParameterError, RuntimeError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(f"precision {precision}: {len(headline(section))} numbers compared, merged into the precision section")
+    n = len(set(headline(read_metrics(results))) & set(headline(other)))
+    print(f"precision {precision}: {n} numbers compared, merged into the precision section")
     return 0
 
 
