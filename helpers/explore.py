@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .data import CLASS_NAMES
+from .latent import class_means
 
 __all__ = ["latent_directions", "explorer_code", "decode_code", "decode_codes", "traversal_rows",
            "drawing_png", "LatentExplorer", "latent_explorer"]
@@ -35,14 +36,8 @@ def latent_directions(codes: np.ndarray, labels, n_directions: int = 4):
     class's region, which a class-prior VAE's first directions would otherwise do."""
     from sklearn.decomposition import PCA
 
+    means = class_means(codes, labels)  # (K, D); checks the shapes and that every class has codes
     codes, labels = np.asarray(codes, dtype=np.float64), np.asarray(labels).reshape(-1)
-    if codes.ndim != 2 or len(codes) != len(labels):
-        raise ValueError(f"need codes (N, D) and labels (N,), got shapes {codes.shape} and {labels.shape}")
-    n_classes = int(labels.max()) + 1
-    missing = [k for k in range(n_classes) if not (labels == k).any()]
-    if missing:
-        raise ValueError(f"no codes of class(es) {missing}: every class needs training codes")
-    means = np.stack([codes[labels == k].mean(0) for k in range(n_classes)])  # (K, D)
     n = min(n_directions, codes.shape[1], len(codes) - 1)
     pca = PCA(n_components=n).fit(codes - means[labels])
     return means, pca.components_, np.sqrt(pca.explained_variance_)
@@ -54,19 +49,16 @@ def explorer_code(means: np.ndarray, directions: np.ndarray, sds: np.ndarray, la
 
 
 @torch.no_grad()
-def decode_code(model: nn.Module, z: np.ndarray, label: int) -> np.ndarray:
-    """A VAE's drawing of one code ``z`` (D,) as class ``label``: pixel probabilities (28, 28) in [0, 1]."""
-    device = next(model.parameters()).device
-    z = torch.as_tensor(np.asarray(z), dtype=torch.float32, device=device).reshape(1, -1)
-    return model.decode(z, torch.tensor([label], device=device))[0, 0].cpu().numpy()
-
-
-@torch.no_grad()
 def decode_codes(model: nn.Module, z: np.ndarray, label: int) -> torch.Tensor:
     """A VAE's drawings of codes ``z`` (n, D), all as class ``label``: (n, 1, 28, 28) on the CPU."""
     device = next(model.parameters()).device
     z = torch.as_tensor(np.asarray(z), dtype=torch.float32, device=device)
     return model.decode(z, torch.full((len(z),), label, device=device)).float().cpu()
+
+
+def decode_code(model: nn.Module, z: np.ndarray, label: int) -> np.ndarray:
+    """A VAE's drawing of one code ``z`` (D,) as class ``label``: pixel probabilities (28, 28) in [0, 1]."""
+    return decode_codes(model, np.asarray(z).reshape(1, -1), label)[0, 0].numpy()
 
 
 def traversal_rows(model: nn.Module, codes: np.ndarray, labels, n_directions: int = 4,

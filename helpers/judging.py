@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .data import random_subset
 from .inference import evaluating, is_conditional
 from .quality import class_scores, classifier_outputs, generative_metrics, nearest_training
 from .reconstruction import reconstruct
@@ -106,7 +107,7 @@ def real_reference(clf: nn.Module, X: torch.Tensor, n: int, ref_features: np.nda
     under "mode" the same drawings binarized at 0.5, the reference of mode-decoded samples."""
     drawings = []
     for s in draw_seeds(seed, repeats):
-        idx = torch.randperm(len(X), generator=torch.Generator().manual_seed(s))[:n]  # as helpers.random_subset
+        idx = random_subset(torch.arange(len(X)), n, s)  # the drawings helpers.random_subset(X, n, s) picks
         drawings.append((X[idx.to(X.device)].float().cpu(), None if y is None else np.asarray(y.cpu())[idx.numpy()]))
     return {"sampler": "real training drawings (reference)", **_judged(clf, drawings, ref_features)}
 

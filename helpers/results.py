@@ -16,7 +16,8 @@ from pathlib import Path
 
 from .files import ROOT, atomic_write_json, locked, repo_path
 
-__all__ = ["HEADLINE", "JUDGED", "CLAIMS", "default_outputs", "read_metrics", "merge_metrics", "lookup"]
+__all__ = ["HEADLINE", "JUDGED", "CLAIMS", "flatten_stats", "default_outputs", "read_metrics", "merge_metrics",
+           "lookup"]
 
 # The headline numbers: dotted paths into the metrics, "*" standing for every key at that level (every model).
 HEADLINE = [
@@ -49,6 +50,14 @@ CLAIMS = {
                              "beyond.conditional.chosen.samples.prior.class_accuracy"],
 }
 
+
+
+def flatten_stats(nested: dict, path: tuple = ()) -> dict:
+    """The stats tree of a seeds or judges section as {dotted path: stats}; a leaf is a dict with "values"."""
+    if isinstance(nested, dict) and "values" in nested:
+        return {".".join(path): nested}
+    children = nested.items() if isinstance(nested, dict) else []
+    return {k: v for key, child in children for k, v in flatten_stats(child, (*path, key)).items()}
 
 
 def default_outputs(budget: str = "full") -> tuple[Path, Path]:

@@ -24,6 +24,7 @@ numbers of both precisions, side by side, into the ``precision`` section.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import sys
@@ -32,7 +33,7 @@ from pathlib import Path
 from .data import DataError
 from .devices import PRECISIONS
 from .files import ROOT
-from .results import CLAIMS, HEADLINE, JUDGED, default_outputs, merge_metrics, read_metrics
+from .results import CLAIMS, HEADLINE, JUDGED, default_outputs, flatten_stats, merge_metrics, read_metrics
 from .runner import ParameterError, reproduce
 
 __all__ = ["SEED_NOTEBOOKS", "JUDGE_NOTEBOOKS", "PRECISION_NOTEBOOKS", "seed_dir", "judge_dir", "precision_dir",
@@ -78,7 +79,7 @@ def write_judges(judges, budget: str = "full", results_path=None, runs_dir=None)
         metrics = read_metrics(path)
         runs[j] = {k: metrics[k] for k in ("vae", "beyond") if k in metrics}
     section = collect(runs)
-    section["stats"] = _nest({p: x for p, x in _flatten(section["stats"]).items() if p.split(".")[-1] in JUDGED})
+    section["stats"] = _nest({p: x for p, x in flatten_stats(section["stats"]).items() if p.split(".")[-1] in JUDGED})
     section["claims"] = {name: c for name, c in section["claims"].items()
                          if all(p.split(".")[-1] in JUDGED for p in CLAIMS[name])}
     return merge_metrics(results_path, "judges", {"judges": section.pop("seeds"), **section, "budget": budget})
@@ -167,13 +168,6 @@ def aggregate(values: list[float]) -> dict:
     return {"mean": mean, "sd": sd, "min": min(values), "max": max(values), "n": n}
 
 
-def _flatten(nested: dict, path: tuple = ()) -> dict:
-    """The inverse of ``_nest`` for a stats tree: {"a.b.c": stats}, a leaf being a dict with "values"."""
-    if "values" in nested:
-        return {".".join(path): nested}
-    return {k: v for key, child in nested.items() for k, v in _flatten(child, (*path, key)).items()}
-
-
 def _nest(flat: dict) -> dict:
     """{"a.b.c": x} -> {"a": {"b": {"c": x}}}, so that the report looks the numbers up by the same dotted
     path as the run's own (``helpers.report.lookup``)."""
@@ -242,29 +236,28 @@ def main(argv=None) -> int:
         return precision_main(args.precision, budget)
     if args.judges is not None:
         return judges_main(args.judges, budget)
-    try:
-        run_seeds(range(args.seeds), budget, lstm_seeds=args.lstm_seeds)
-        section = write_seeds(range(args.seeds), budget)
-    except (DataError, ParameterError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    claims = ", ".join(f"{name} {c['holds']}/{c['n']}" for name, c in section["claims"].items())
-    print(f"seeds {section['seeds']}: headline numbers merged into the seeds section; claims hold in: {claims}")
-    return 0
+    return _spread_main(functools.partial(run_seeds, lstm_seeds=args.lstm_seeds), write_seeds, range(args.seeds),
+                        budget, "seeds", "headline numbers merged into the seeds section; claims hold in")
 
 
 def judges_main(n: int, budget: str) -> int:
     if n < 2:
         print("error: --judges must be at least 2 (judge 0 is the report's own)", file=sys.stderr)
         return 1
+    return _spread_main(run_judges, write_judges, range(n), budget, "judges",
+                        "sample numbers merged into the judges section; claims hold under")
+
+
+def _spread_main(run, write, ids, budget: str, key: str, what: str) -> int:
+    """Run the further seeds (or judges) of ``ids``, write their section, and print in how many each claim holds."""
     try:
-        run_judges(range(n), budget)
-        section = write_judges(range(n), budget)
+        run(ids, budget)
+        section = write(ids, budget)
     except (DataError, ParameterError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     claims = ", ".join(f"{name} {c['holds']}/{c['n']}" for name, c in section["claims"].items())
-    print(f"judges {section['judges']}: sample numbers merged into the judges section; claims hold under: {claims}")
+    print(f"{key} {section[key]}: {what}: {claims}")
     return 0
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 
 from .experiments import runs_of
-from .results import CLAIMS, lookup
+from .results import CLAIMS, flatten_stats, lookup
 
 __all__ = ["BITS", "md_table", "TABLES"]
 
@@ -69,20 +69,12 @@ def table_judge_claims(m: dict) -> str:
     return md_table(["comparison (lower first)", "holds under judges", "fails under judge"], rows)
 
 
-def _flat(node, path=()):
-    """{dotted path: stats} of the nested stats of a seeds or judges section."""
-    if isinstance(node, dict) and "mean" in node and "values" in node:
-        return {".".join(path): node}
-    children = node.items() if isinstance(node, dict) else []
-    return {k: v for key, child in children for k, v in _flat(child, (*path, key)).items()}
-
-
 def table_judges(m: dict) -> str:
     """Both spreads of the numbers a judge gives: over judges (seed 0's models scored by evaluation classifiers of
     several seeds) and over seeds (each seed's models scored by the one judge)."""
-    judged = {p: x for p, x in _flat(m["judges"]["stats"]).items()
+    judged = {p: x for p, x in flatten_stats(m["judges"]["stats"]).items()
               if p.split(".")[-1] in ("fid", "class_accuracy", "accuracy", "adherence") and ".mode." not in p}
-    seeds = _flat(m["seeds"]["stats"]) if "seeds" in m else {}
+    seeds = flatten_stats(m["seeds"]["stats"]) if "seeds" in m else {}
 
     def spread(stats: dict | None, spec: str) -> str:
         if not stats or stats["sd"] is None:

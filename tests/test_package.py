@@ -3,8 +3,10 @@
 import ast
 import importlib
 import pkgutil
+import subprocess
 import types
 
+import pytest
 from conftest import ROOT
 
 import helpers as H
@@ -105,3 +107,12 @@ def test_every_module_is_at_most_350_lines_and_every_function_at_most_40():
                       if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
                       and node.end_lineno - node.lineno + 1 > 40]
     assert not long_modules + long_functions, "\n".join(long_modules + long_functions)
+
+
+def test_no_data_or_model_weights_are_tracked_by_git():
+    """Data and trained weights come from the download and the model cache, never from the repository."""
+    proc = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip("not a git checkout")
+    tracked = [f for f in proc.stdout.splitlines() if f.endswith((".pt", ".pth", ".ckpt", ".npy", ".npz"))]
+    assert not tracked, f"data or weights tracked by git: {tracked}"
