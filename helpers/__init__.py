@@ -8,6 +8,7 @@ from . import (
     beyond,
     bounds,
     cache,
+    classifier,
     data,
     devices,
     download,
@@ -19,18 +20,22 @@ from . import (
     latent,
     models,
     notebook,
+    pixel,
     plotting,
+    priors,
     quality,
     reconstruction,
     report,
     results,
     samplers,
+    studies,
     tables,
     training,
 )
 from .beyond import *  # noqa: F403
 from .bounds import *  # noqa: F403
 from .cache import *  # noqa: F403
+from .classifier import *  # noqa: F403
 from .data import *  # noqa: F403
 from .devices import *  # noqa: F403
 from .download import *  # noqa: F403
@@ -42,17 +47,21 @@ from .judging import *  # noqa: F403
 from .latent import *  # noqa: F403
 from .models import *  # noqa: F403
 from .notebook import *  # noqa: F403
+from .pixel import *  # noqa: F403
 from .plotting import *  # noqa: F403
+from .priors import *  # noqa: F403
 from .quality import *  # noqa: F403
 from .reconstruction import *  # noqa: F403
 from .report import *  # noqa: F403
 from .results import *  # noqa: F403
 from .samplers import *  # noqa: F403
+from .studies import *  # noqa: F403
 from .tables import *  # noqa: F403
 from .training import *  # noqa: F403
 
 _MODULES = (
-    beyond, bounds, cache, data, devices, download, experiments, explore, files, inference, judging, latent, models,
-    notebook, plotting, quality, reconstruction, report, results, samplers, tables, training,
+    beyond, bounds, cache, classifier, data, devices, download, experiments, explore, files, inference, judging,
+    latent, models, notebook, pixel, plotting, priors, quality, reconstruction, report, results, samplers, studies,
+    tables, training,
 )
 __all__ = [name for module in _MODULES for name in module.__all__]

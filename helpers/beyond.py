@@ -19,6 +19,7 @@ from torch import nn
 from .bounds import vae_bounds, vae_elbo
 from .data import VALIDATION
 from .experiments import EXPERIMENTS, Experiment, on_whole_training_split, runs_of
+from .inference import model_inputs
 from .judging import label_adherence, reconstruction_metrics, relabel_rows, sample_table, sampler_metrics
 from .notebook import Notebook
 from .reconstruction import encode_all
@@ -48,14 +49,16 @@ VALIDATION_SEED_OFFSET = 1
 def fit_samplers(nb: Notebook, vae: nn.Module) -> tuple[dict, list]:
     """The numbers of mixture components chosen on the validation codes (one mixture over all codes, and one
     per class), and the three samplers of ``vae``: its prior, and both mixtures fitted to the codes of the whole
-    training split. Returns (the choice's record, [prior, mixture, class mixture])."""
-    codes_fit, codes_val = encode_all(vae, nb.X_fit), encode_all(vae, nb.X_val)
+    training split (a VAE of binary drawings encodes their fixed binarization, ``model_inputs``). Returns (the
+    choice's record, [prior, mixture, class mixture])."""
+    X_fit, X_val, X_train = (model_inputs(vae, X) for X in (nb.X_fit, nb.X_val, nb.X_train))
+    codes_fit, codes_val = encode_all(vae, X_fit), encode_all(vae, X_val)
     y_fit, y_val = nb.fit.y_train, nb.y_val.cpu().numpy()
     k, scores = choose_components(codes_fit, codes_val, seed=nb.seed)
     kc, class_scores = choose_components(codes_fit, codes_val, seed=nb.seed, train_labels=y_fit, val_labels=y_val)
-    choice = {"val_neg_elbo": vae_elbo(vae, nb.X_val, seed=nb.seed)["neg_elbo"], "mixture_components": k,
+    choice = {"val_neg_elbo": vae_elbo(vae, X_val, seed=nb.seed)["neg_elbo"], "mixture_components": k,
               "val_loglik": scores, "class_mixture_components": kc, "val_loglik_per_class": class_scores}
-    codes = encode_all(vae, nb.X_train)
+    codes = encode_all(vae, X_train)
     return choice, [PriorSampler(vae), MixtureSampler(codes, k, nb.seed),
                     ClassMixtureSampler(codes, nb.data.y_train, kc, nb.seed)]
 

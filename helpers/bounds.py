@@ -11,9 +11,9 @@ import numpy as np
 import torch
 from scipy.special import entr, logsumexp
 from torch import nn
-from torch.nn import functional as F
 
 from .inference import batches, check_images, device_of, evaluating, labels_for, require_vae, to_host
+from .priors import log_normal
 
 __all__ = ["entropy_floor", "vae_elbo", "iwae_bound", "active_units", "vae_bounds", "iwae_curve", "bits_per_dim"]
 
@@ -21,24 +21,13 @@ __all__ = ["entropy_floor", "vae_elbo", "iwae_bound", "active_units", "vae_bound
 _MAX_DECODE = 1000
 
 
-def _bernoulli_log_lik(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """log p(x|z) of a Bernoulli decoder, summed over the pixels: (..., 1, 28, 28) -> (...), in nats.
-    It is minus the binary cross-entropy of ``vae_loss`` (pixels in [0, 1] act as soft targets)."""
-    bce = F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none")
-    return -bce.flatten(-3).sum(-1)
-
-
-def _log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """log N(z; mu, diag exp(logvar)), summed over the last dimension, in nats."""
-    return -0.5 * (math.log(2 * math.pi) + logvar + (z - mu).pow(2) * torch.exp(-logvar)).sum(-1)
-
-
 def vae_elbo(model: nn.Module, X: torch.Tensor, y=None, batch_size: int = 500, seed: int = 0) -> dict:
     """The negative ELBO of a VAE on X, in nats per image (Kingma & Welling, 2014, eq. 10, beta = 1).
 
     Returns ``rec`` (Bernoulli negative log-likelihood summed over pixels, one Monte Carlo sample of
-    z ~ q(z|x) per image, drawn from a torch.Generator seeded with ``seed``), ``kl`` (analytic KL to
-    N(0, I)), ``neg_elbo`` = rec + kl, ``kl_per_dim`` (D floats, nats per image) and ``active_units``
+    z ~ q(z|x) per image, drawn from a torch.Generator seeded with ``seed``), ``kl`` (the KL to the prior:
+    analytic, or for a learned prior the estimate at the same z), ``neg_elbo`` = rec + kl, ``kl_per_dim`` (D floats,
+    nats per image; one for a learned prior, which does not factorize), ``latent_dim`` and ``active_units``
     (see ``active_units``, computed from the posterior means)."""
     require_vae(model, "vae_elbo")
     X = check_images(X)
@@ -54,25 +43,27 @@ def vae_elbo(model: nn.Module, X: torch.Tensor, y=None, batch_size: int = 500, s
             if eps is None:
                 eps = torch.randn((len(X), mu.shape[1]), generator=g)
             z = mu + eps[sl].to(device) * torch.exp(0.5 * logvar)
-            rec_sum -= float(to_host(_bernoulli_log_lik(model.decode_logits(z, yb), x)).sum())
-            kl_sum = kl_sum + to_host(model.kl(mu, logvar, yb)).sum(0)  # (D,)
+            rec_sum -= float(to_host(model.log_likelihood(x, z, yb)).sum())
+            kl_sum = kl_sum + to_host(model.kl(mu, logvar, yb, z)).sum(0)  # (D,), or (1,) for a learned prior
             mus.append(mu.float().cpu())
     n = len(X)
     kl_per_dim = (kl_sum / n).tolist()
     rec, kl = rec_sum / n, float(sum(kl_per_dim))
-    return {"neg_elbo": rec + kl, "rec": rec, "kl": kl, "kl_per_dim": kl_per_dim,
+    return {"neg_elbo": rec + kl, "rec": rec, "kl": kl, "kl_per_dim": kl_per_dim, "latent_dim": int(mu.shape[1]),
             "active_units": active_units(torch.cat(mus).numpy())}
 
 
 def iwae_bound(model: nn.Module, X: torch.Tensor, y=None, k: int = 100, batch_size: int = 50,
-               seed: int = 0) -> float:
+               seed: int = 0, log_prior=None) -> float:
     """Estimate of -log p(x) by the importance-weighted bound with k samples (Burda et al., 2016,
     "Importance Weighted Autoencoders", eq. 8), in nats per image:
 
         -log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x),   z_i ~ q(z|x),
 
     computed with logsumexp. It is an upper bound of -log p(x) that tightens as k grows and, on average,
-    is at most the negative ELBO (k = 1). Samples come from a torch.Generator seeded with ``seed``."""
+    is at most the negative ELBO (k = 1). Samples come from a torch.Generator seeded with ``seed``.
+    ``log_prior``: a density (codes (..., D) -> log p(z) (...)) to use instead of the model's prior, e.g. an ex-post
+    mixture's (``MixtureSampler.log_prob``): the bound of the decoder under that prior."""
     require_vae(model, "iwae_bound")
     if k < 1:
         raise ValueError(f"k must be a positive integer, got {k}")
@@ -92,11 +83,11 @@ def iwae_bound(model: nn.Module, X: torch.Tensor, y=None, k: int = 100, batch_si
                 eps = torch.randn((kc, B, D), generator=g).to(device)
                 z = mu + eps * torch.exp(0.5 * logvar)  # (kc, B, D)
                 y_rep = None if yb is None else yb.repeat(kc)  # z.reshape below is sample-major
-                logits = model.decode_logits(z.reshape(kc * B, D), y_rep).reshape(kc, B, 1, 28, 28)
-                log_px = _bernoulli_log_lik(logits, x)  # (kc, B)
-                y_rep_z = None if yb is None else y_rep.reshape(kc, B)
-                log_pz = _log_normal(z, model.prior_mean(z, y_rep_z), torch.zeros_like(z))
-                log_qz = _log_normal(z, mu, logvar)
+                x_rep = x.expand(kc, *x.shape).reshape(kc * B, *x.shape[1:])
+                log_px = model.log_likelihood(x_rep, z.reshape(kc * B, D), y_rep).reshape(kc, B)
+                log_pz = (model.log_prior(z, None if yb is None else y_rep.reshape(kc, B)) if log_prior is None
+                          else log_prior(z))
+                log_qz = log_normal(z, mu, logvar)
                 log_w.append(to_host(log_px + log_pz - log_qz))
             bound = logsumexp(np.concatenate(log_w), axis=0) - math.log(k)  # (B,) lower bound of log p(x)
             total -= float(bound.sum())

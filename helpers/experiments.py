@@ -18,7 +18,7 @@ __all__ = ["BUDGETS", "Experiment", "EXPERIMENTS", "runs_of", "conditional", "on
            "train_experiment"]
 
 BUDGETS = ("full", "quick", "tiny")  # the report's budget, a demo in minutes (QUICK=1), the tests' seconds
-FAMILIES = ("autoencoder", "vae", "classifier", "conditional", "study")
+FAMILIES = ("autoencoder", "vae", "classifier", "conditional", "prior", "study")
 TRAIN_ON = ("train", "train_minus_val")  # the whole training split, or the split without its validation part
 
 
@@ -28,8 +28,9 @@ class Experiment:
 
     ``family`` decides where it appears: "autoencoder" (the autoencoder table, notebook 05's latent spaces),
     "vae" (notebook 04's VAEs and notebook 05), "classifier" (the evaluation classifier of notebook 04) or
-    "conditional" (notebook 06's candidate conditional VAEs, chosen between on the validation split) or
-    "study" (runs that no notebook of the report trains yet, for a study of one setting; ``nb.train(name)``).
+    "conditional" (notebook 06's candidate conditional VAEs, chosen between on the validation split), "prior"
+    (notebook 08's candidate learned priors, chosen between on the validation split) or "study" (runs of a study of
+    one setting, trained by the notebook that studies it: ``nb.train(name)``).
     ``train_on`` is "train" (the whole training split) or "train_minus_val" (the training split without its
     validation part, ``helpers.split_validation``), for the models that choices are made between; their names
     end in "_minus_val", and ``on_whole_training_split`` gives the final run without it.
@@ -73,6 +74,16 @@ def _vae_spec(encoder: str, n_classes: int = 0) -> dict:
     return {"kind": "vae", "encoder": encoder, "latent_dim": 32, "n_classes": n_classes, "beta": 1.0}
 
 
+# The KL weights of the rate-distortion sweep, and whether that point has the KL warm-up (helpers.vae_loss).
+BETA_SWEEP = ((0.25, False), (0.5, False), (1.0, False), (2.0, False), (4.0, False), (4.0, True))
+_PRIOR_LABELS = {"vamp": "VampPrior", "mog": "mixture-of-Gaussians prior"}
+
+
+def _tag(beta: float) -> str:
+    """A KL weight as it appears in a run's name: 0.25 -> "0p25", 4.0 -> "4"."""
+    return f"{beta:g}".replace(".", "p")
+
+
 # The course report's hyperparameters; quick and tiny only shorten the runs.
 _AE_BUDGET = {"quick": {"steps": 150}, "tiny": {"steps": 12, "batch_size": 32}}
 _VAE_BUDGET = {"quick": {"epochs": 2}, "tiny": {"epochs": 1, "batch_size": 64}}
@@ -107,6 +118,28 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                {"epochs": 50, "batch_size": 128, "lr": 1e-3}, **_VAE_BUDGET),
     # The CNN-CNN VAE with its KL weight raised from 0 to 1 over the first fifth of training (helpers.vae_loss).
     Experiment("vae_cnn_kl_warmup", "CNN-CNN VAE, KL warm-up", "study", {**_vae_spec("cnn"), "kl_warmup": 0.2},
+               {"epochs": 50, "batch_size": 128, "lr": 1e-3}, **_VAE_BUDGET),
+    # Beyond, round 2 (notebooks 08 and 09). The CNN-CNN VAE at five KL weights, and at the largest with the KL
+    # warm-up, on the training split without its validation part: the rate-distortion picture of notebook 08.
+    *[Experiment(f"vae_cnn_beta{_tag(beta)}{'_warmup' if warmup else ''}_minus_val",
+                 f"beta = {beta:g}" + (", KL warm-up" if warmup else ""), "study",
+                 {**_vae_spec("cnn"), "beta": beta, **({"kl_warmup": 0.2} if warmup else {})},
+                 {"epochs": 50, "batch_size": 128, "lr": 1e-3}, **_VAE_BUDGET, train_on="train_minus_val")
+      for beta, warmup in BETA_SWEEP],
+    # Priors learned with the CNN-CNN VAE (helpers.priors), K components; notebook 08 chooses one on the validation
+    # split and trains it on the whole training split (on_whole_training_split).
+    *[Experiment(f"vae_cnn_{prior}{k}_minus_val", f"{_PRIOR_LABELS[prior]}, K = {k}", "prior",
+                 {**_vae_spec("cnn"), "prior": prior, "n_components": k},
+                 {"epochs": 50, "batch_size": 128, "lr": 1e-3}, **_VAE_BUDGET, train_on="train_minus_val")
+      for prior in ("vamp", "mog") for k in (10, 100)],
+    # The binarized CNN-CNN VAE of notebook 07 with a PixelCNN decoder (helpers.pixel), and the same decoder under
+    # the conditional design of notebook 06's usual choice (class prior, class into the decoder): notebook 09.
+    Experiment("vae_pixelcnn", "CNN-PixelCNN VAE, binarized drawings", "study",
+               {**_vae_spec("cnn"), "binarize": True, "decoder": "pixelcnn"},
+               {"epochs": 50, "batch_size": 128, "lr": 1e-3}, **_VAE_BUDGET),
+    Experiment("cvae_pixelcnn_class_prior", "CNN-PixelCNN VAE, class prior, class into the decoder", "study",
+               {**_vae_spec("cnn", 5), "binarize": True, "decoder": "pixelcnn", "class_input": "decoder",
+                "class_prior": True},
                {"epochs": 50, "batch_size": 128, "lr": 1e-3}, **_VAE_BUDGET),
 ]}
 

@@ -17,10 +17,11 @@ import torch
 from torch import nn
 
 from .devices import autocast
+from .models import binarize
 
 __all__ = [
-    "evaluating", "device_of", "check_images", "is_vae", "is_conditional", "require_vae", "labels_for", "batches",
-    "to_host",
+    "evaluating", "device_of", "check_images", "model_inputs", "is_vae", "is_conditional", "require_vae", "labels_for",
+    "batches", "to_host",
 ]
 
 
@@ -58,6 +59,12 @@ def check_images(X, name: str = "X") -> torch.Tensor:
     if not X.is_floating_point():
         raise ValueError(f"{name} must be float in [0, 1], got dtype {X.dtype}; use helpers.to_tensor")
     return X
+
+
+def model_inputs(model: nn.Module, X: torch.Tensor) -> torch.Tensor:
+    """The drawings X as the model reads them: a VAE of binary drawings (``binarize=True``) their fixed
+    binarization (``helpers.binarize``, seed 0, as its held-out losses), any other model X itself."""
+    return binarize(X) if getattr(model, "binarize", False) else X
 
 
 def is_vae(model: nn.Module) -> bool:

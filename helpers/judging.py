@@ -59,8 +59,11 @@ def mode_of(probs: torch.Tensor) -> torch.Tensor:
 
 def _judged(clf: nn.Module, drawings: list[tuple[torch.Tensor, object]], ref_features: np.ndarray) -> dict:
     """``over_draws`` of the drawings as decoded (pixel probabilities, the decoder's mean), and under "mode"
-    of the same drawings at each pixel's mode."""
+    of the same drawings at each pixel's mode. Binary drawings (an autoregressive decoder's draws) are their own
+    mode: they get no "mode" record."""
     mean = over_draws([generative_metrics(clf, x, None, ref_features, requested=c) for x, c in drawings])
+    if all(bool(((x == 0) | (x == 1)).all()) for x, _ in drawings):
+        return mean
     mode = over_draws([generative_metrics(clf, mode_of(x), None, ref_features, requested=c) for x, c in drawings])
     return {**mean, "mode": mode}
 

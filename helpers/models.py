@@ -10,9 +10,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .classifier import Classifier, classifier_loss
+from .pixel import PixelCNNDecoder
+from .priors import PRIOR_KINDS, MixturePrior, log_normal
+
 __all__ = [
     "LSTMAutoencoder", "CNNAutoencoder", "ae_loss", "GRUEncoder", "CNNEncoder", "CNNDecoder", "VAE",
-    "binarize", "kl_to_standard_normal", "kl_to_normal", "vae_loss", "Classifier", "classifier_loss", "MODEL_KINDS",
+    "binarize", "kl_to_standard_normal", "kl_to_normal", "vae_loss", "MODEL_KINDS",
     "n_params",
 ]
 
@@ -151,7 +155,7 @@ class CNNDecoder(nn.Module):
 
 
 class VAE(nn.Module):
-    """Variational autoencoder (Kingma & Welling, 2014) with a GRU or CNN encoder and the CNN decoder.
+    """Variational autoencoder (Kingma & Welling, 2014) with a GRU or CNN encoder and a CNN decoder.
 
     ``n_classes`` > 0 makes it class-conditional. ``class_input`` says which parts see the one-hot class c:
     "both" (Sohn et al., 2015: encoder q(z|x,c) and decoder p(x|z,c); the course recipe), "decoder" or
@@ -162,18 +166,26 @@ class VAE(nn.Module):
     ``binarize=True`` models binary drawings: ``vae_loss`` draws each pixel of a training batch as a coin with
     the grey pixel's intensity (dynamic binarization, Burda et al., 2016) and held-out batches as a fixed draw
     (``binarize``), so that the Bernoulli decoder's -ELBO is the bound of a log-likelihood.
+    ``prior`` "mog" or "vamp" learns an unconditional mixture prior of ``n_components`` with the model
+    (``helpers.priors``). ``decoder="pixelcnn"`` replaces the factorized decoder by an autoregressive one on binary
+    drawings (``helpers.pixel``; needs ``binarize=True``): ``decode`` then draws pixel by pixel.
     """
 
     def __init__(self, encoder: str = "cnn", latent_dim: int = 32, n_classes: int = 0, beta: float = 1.0,
                  class_input: str = "both", class_prior: bool = False, kl_warmup: float = 0.0,
-                 binarize: bool = False):
+                 binarize: bool = False, prior: str = "normal", n_components: int = 0, decoder: str = "cnn"):
         super().__init__()
-        if encoder not in ("gru", "cnn"):
-            raise ValueError(f"encoder must be 'gru' or 'cnn', got {encoder!r}")
-        if class_input not in ("both", "decoder", "none"):
-            raise ValueError(f"class_input must be 'both', 'decoder' or 'none', got {class_input!r}")
+        for name, value, allowed in [("encoder", encoder, ("gru", "cnn")), ("decoder", decoder, ("cnn", "pixelcnn")),
+                                     ("class_input", class_input, ("both", "decoder", "none")),
+                                     ("prior", prior, ("normal", *PRIOR_KINDS))]:
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
         if class_prior and not n_classes:
             raise ValueError("class_prior=True needs n_classes > 0")
+        if prior != "normal" and n_classes:
+            raise ValueError(f"a learned prior ({prior!r}) is unconditional: n_classes must be 0")
+        if decoder == "pixelcnn" and not binarize:
+            raise ValueError("decoder='pixelcnn' models binary drawings: it needs binarize=True")
         self.latent_dim, self.n_classes = latent_dim, n_classes
         if not 0 <= kl_warmup <= 1:
             raise ValueError(f"kl_warmup must be a fraction of training in [0, 1], got {kl_warmup!r}")
@@ -184,9 +196,11 @@ class VAE(nn.Module):
         k_dec = n_classes if class_input in ("both", "decoder") else 0
         self.encoder = (GRUEncoder(latent_dim, n_classes=k_enc) if encoder == "gru"
                         else CNNEncoder(latent_dim, n_classes=k_enc))
-        self.decoder = CNNDecoder(latent_dim, n_classes=k_dec)
+        self.decoder = (PixelCNNDecoder if decoder == "pixelcnn" else CNNDecoder)(latent_dim, n_classes=k_dec)
+        self.autoregressive = decoder == "pixelcnn"
         # N(0, 1) initial means lie about sqrt(2 D) = 8 apart for D = 32: separate regions from the start.
         self.prior_means = nn.Parameter(torch.randn(n_classes, latent_dim)) if class_prior else None
+        self.learned_prior = None if prior == "normal" else MixturePrior(prior, n_components, latent_dim)
 
     def one_hot(self, y: torch.Tensor | None) -> torch.Tensor | None:
         if not self.n_classes:
@@ -203,11 +217,20 @@ class VAE(nn.Module):
     def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
 
-    def decode_logits(self, z, y=None) -> torch.Tensor:
+    def decode_logits(self, z, y=None, x=None) -> torch.Tensor:
+        """Bernoulli logits (B, 1, 28, 28); an autoregressive decoder needs the drawings x it predicts."""
         c = self.one_hot(y) if self.decoder.n_classes else None
-        return self.decoder(z, c)  # (B, 1, 28, 28)
+        if not self.autoregressive:
+            return self.decoder(z, c)
+        if x is None:
+            raise ValueError("an autoregressive decoder predicts each pixel from the ones before it: give x")
+        return self.decoder(z, c, x)
 
-    def decode(self, z, y=None) -> torch.Tensor:
+    def decode(self, z, y=None, seed: int = 0) -> torch.Tensor:
+        """Drawings (B, 1, 28, 28) of codes z: the factorized decoder's pixel probabilities, or binary drawings
+        that the autoregressive decoder draws pixel by pixel from noise seeded with ``seed``."""
+        if self.autoregressive:
+            return self.decoder.sample(z, self.one_hot(y) if self.decoder.n_classes else None, seed)
         return torch.sigmoid(self.decode_logits(z, y))
 
     def prior_mean(self, z: torch.Tensor, y=None) -> torch.Tensor:
@@ -218,22 +241,50 @@ class VAE(nn.Module):
             raise ValueError("a VAE with a class prior needs the class labels y")
         return self.prior_means[y].expand_as(z)
 
-    def kl(self, mu: torch.Tensor, logvar: torch.Tensor, y=None) -> torch.Tensor:
-        """KL(q(z|x) || p(z|y)) per latent dimension, (B, D), in nats."""
-        return kl_to_normal(mu, logvar, self.prior_mean(mu, y))
+    def log_prior(self, z: torch.Tensor, y=None) -> torch.Tensor:
+        """log p(z|y), summed over the latent dimensions: (..., D) -> (...), in nats."""
+        if self.learned_prior is not None:
+            return self.learned_prior.log_prob(z, self.encoder)
+        return log_normal(z, self.prior_mean(z, y), torch.zeros_like(z))
+
+    def log_likelihood(self, x: torch.Tensor, z: torch.Tensor, y=None) -> torch.Tensor:
+        """log p(x|z, y) of the Bernoulli decoder summed over the pixels, (B,) in nats: minus the binary
+        cross-entropy (grey pixels in [0, 1] act as soft targets)."""
+        bce = F.binary_cross_entropy_with_logits(self.decode_logits(z, y, x), x, reduction="none")
+        return -bce.flatten(1).sum(1)
+
+    def kl(self, mu: torch.Tensor, logvar: torch.Tensor, y=None, z=None) -> torch.Tensor:
+        """KL(q(z|x) || p(z|y)) per latent dimension, (B, D), in nats, in closed form. A learned prior does not
+        factorize: (B, 1), the one-sample estimate log q(z|x) - log p(z) at ``z`` (drawn from q if None)."""
+        if self.learned_prior is None:
+            return kl_to_normal(mu, logvar, self.prior_mean(mu, y))
+        z = self.reparameterize(mu, logvar) if z is None else z
+        return (log_normal(z, mu, logvar) - self.log_prior(z)).unsqueeze(1)
 
     def forward(self, x, y=None):
         mu, logvar = self.encode(x, y)
         z = self.reparameterize(mu, logvar)
-        return self.decode_logits(z, y), mu, logvar
+        return self.decode_logits(z, y, x), mu, logvar
+
+    @torch.no_grad()
+    def sample_prior(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None):
+        """n codes (n, D) from p(z|y) on the CPU, from noise of ``generator`` (a CPU torch.Generator)."""
+        if self.learned_prior is not None:
+            return self.learned_prior.sample(n, generator, self.encoder)
+        z = torch.randn(n, self.latent_dim, generator=generator)
+        if self.prior_means is not None:
+            if y is None or len(y) != n:
+                raise ValueError("a VAE with a class prior samples the prior of a class: give the class of each "
+                                 "of the n codes")
+            z = z + self.prior_means.detach().float().cpu()[torch.as_tensor(y).cpu()]
+        return z
 
     @torch.no_grad()
     def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None):
         """n drawings from the prior, as pixel probabilities (n, 1, 28, 28); y (n,) classes if conditional."""
         device = next(self.parameters()).device
-        z = torch.randn(n, self.latent_dim, generator=generator, device="cpu").to(device)
-        y = None if y is None else y.to(device)
-        return self.decode(z + self.prior_mean(z, y), y)
+        z = self.sample_prior(n, y, generator).to(device)
+        return self.decode(z, None if y is None else y.to(device))
 
 
 def binarize(x: torch.Tensor, seed: int = 0) -> torch.Tensor:
@@ -269,47 +320,11 @@ def vae_loss(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, beta: f
         beta = beta * min(1.0, progress / warmup)
     if getattr(model, "binarize", False):
         x = torch.bernoulli(x) if model.training else binarize(x)
-    logits, mu, logvar = model(x, y)
-    rec = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1).mean()
-    kl = model.kl(mu, logvar, y).sum(1).mean()
+    mu, logvar = model.encode(x, y)
+    z = model.reparameterize(mu, logvar)
+    rec = -model.log_likelihood(x, z, y).mean()
+    kl = model.kl(mu, logvar, y, z).sum(1).mean()
     return {"loss": rec + beta * kl, "rec": rec, "kl": kl}
-
-
-# ---------------------------------------------------------------------------------------------------
-# Evaluation classifier (its penultimate features serve FID, its probabilities the Inception score)
-# ---------------------------------------------------------------------------------------------------
-
-
-class Classifier(nn.Module):
-    """Small CNN: two conv blocks -> 128-d features -> 5 classes."""
-
-    feature_dim = 128
-
-    def __init__(self, n_classes: int = 5):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
-            nn.Conv2d(32, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),  # (B, 32, 14, 14)
-            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
-            nn.Conv2d(64, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),  # (B, 64, 7, 7)
-            nn.Flatten(), nn.Dropout(0.3), nn.Linear(64 * 7 * 7, self.feature_dim), nn.ReLU(),
-        )
-        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(self.feature_dim, n_classes))
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)  # (B, 128)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x))  # (B, 5) logits
-
-
-def classifier_loss(model: Classifier, x: torch.Tensor, y: torch.Tensor, progress: float = 1.0):
-    """Cross-entropy on drawings randomly shifted by up to 2 pixels (augmentation only while training)."""
-    if model.training:
-        dx, dy = torch.randint(-2, 3, (2,)).tolist()
-        x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
-    logits = model(x)
-    return {"loss": F.cross_entropy(logits, y), "accuracy": (logits.argmax(1) == y).float().mean()}
 
 
 def n_params(model: nn.Module) -> int:

@@ -66,7 +66,8 @@ def _draw_from(gmm, n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 class PriorSampler:
-    """z from the model's prior: N(0, I), or N(m_c, I) for the requested classes of a class-prior VAE."""
+    """z from the model's prior: N(0, I), N(m_c, I) for the requested classes of a class-prior VAE, or the
+    mixture of a learned prior (``VAE.sample_prior``)."""
 
     takes_classes = False
 
@@ -75,13 +76,7 @@ class PriorSampler:
         self.name = self.label = "prior"
 
     def sample(self, n: int, classes: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
-        z = torch.randn(n, self.model.latent_dim, generator=torch.Generator().manual_seed(seed))
-        if getattr(self.model, "prior_means", None) is not None:
-            if classes is None or len(classes) != n:
-                raise ValueError("a VAE with a class prior samples the prior of a class: give the class of each "
-                                 "of the n codes")
-            z = z + self.model.prior_means.detach().cpu()[torch.as_tensor(classes)]
-        return z
+        return self.model.sample_prior(n, classes, torch.Generator().manual_seed(seed))
 
 
 class MixtureSampler:
@@ -95,6 +90,12 @@ class MixtureSampler:
 
     def sample(self, n: int, classes: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
         return torch.from_numpy(_draw_from(self.gmm, n, np.random.default_rng(seed))).float()
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """The mixture's log-density of codes z (..., D), (...), in nats: float64 on the host, returned in z's
+        dtype on z's device."""
+        flat = z.detach().reshape(-1, z.shape[-1]).cpu().double().numpy()
+        return torch.from_numpy(self.gmm.score_samples(flat)).reshape(z.shape[:-1]).to(z.dtype).to(z.device)
 
 
 class ClassMixtureSampler:
@@ -134,7 +135,9 @@ def decode_samples(model: nn.Module, sampler, n: int, seed: int = 0, classes: to
         for start in range(0, n, batch_size):
             zb = z[start:start + batch_size].to(device)
             yb = None if classes is None or not is_conditional(model) else classes[start:start + batch_size].to(device)
-            out.append(model.decode(zb, yb).float().cpu())
+            # An autoregressive decoder draws its pixels from noise of its own: a seed per batch and draw.
+            pixel_seed = {"seed": seed + start} if getattr(model, "autoregressive", False) else {}
+            out.append(model.decode(zb, yb, **pixel_seed).float().cpu())
     return torch.cat(out), classes if takes_classes else None
 
 

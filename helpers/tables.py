@@ -102,7 +102,7 @@ def table_likelihood(m: dict) -> str:
     b = m["likelihood"]["binarized"]
     rows = [[f"{b['label']} (this report: binarized QuickDraw sample, {b['nll_n']} test drawings)",
              f"{b['neg_elbo']:.2f}", f"{b['iwae']:.2f}", f"{b['nll']:.2f}", f"{b['nll'] / BITS:.4f}",
-             f"{b['active_units']} / {len(b['kl_per_dim'])}"]]
+             f"{b['active_units']} / {b.get('latent_dim', len(b['kl_per_dim']))}"]]
     rows += [[name, "–", "–", f"{nll:.2f}", f"{nll / BITS:.4f}", "–"] for name, nll in LITERATURE]
     k = m["likelihood"]["settings"]["iwae_k"]
     return md_table(["model", "test -ELBO", f"IWAE (k={k})", f"test NLL (IWAE, k={b['nll_k']:,})", "bits/dim",

@@ -54,11 +54,11 @@ def follow_the_walk_through(repo: Path) -> None:
     insert_before(repo / "helpers" / "experiments.py", '    Experiment("vae_gru"', ENTRY)
     # 3. Its own figures: a copy of notebook 03 that names the new run.
     source = (repo / "notebooks" / "03_cnn_autoencoder.ipynb").read_text(encoding="utf-8")
-    for old, new in [('EXPERIMENTS[\\"cnn_ae\\"]', 'EXPERIMENTS[\\"mlp_ae\\"]'), ("03_cnn_", "09_mlp_"),
-                     ("# 03 · CNN autoencoder", "# 09 · MLP autoencoder"), ("CNN autoencoder:", "MLP autoencoder:")]:
+    for old, new in [('EXPERIMENTS[\\"cnn_ae\\"]', 'EXPERIMENTS[\\"mlp_ae\\"]'), ("03_cnn_", "11_mlp_"),
+                     ("# 03 · CNN autoencoder", "# 11 · MLP autoencoder"), ("CNN autoencoder:", "MLP autoencoder:")]:
         assert old in source, old
         source = source.replace(old, new)
-    (repo / "notebooks" / "09_mlp_autoencoder.ipynb").write_text(source, encoding="utf-8")
+    (repo / "notebooks" / "11_mlp_autoencoder.ipynb").write_text(source, encoding="utf-8")
 
 
 def changed_files(original: Path, copy: Path) -> list[str]:
@@ -77,7 +77,7 @@ CHECK = textwrap.dedent("""
     assert H.__file__.startswith(sys.argv[2]), H.__file__  # the copy's helpers, not the repository's
     print("NOTEBOOKS", json.dumps([p.stem for p in runner.notebooks()]))
     print("QUICK", json.dumps(H.EXPERIMENTS["mlp_ae"].config("quick").steps))
-    runner.reproduce(only=["05", "09"], budget="tiny", fig_dir=work + "/figures", results_path=work + "/metrics.json",
+    runner.reproduce(only=["05", "11"], budget="tiny", fig_dir=work + "/figures", results_path=work + "/metrics.json",
                      runs_dir=work + "/runs", out_dir=work + "/executed", log_output=False)
     print("TABLE", json.dumps(H.TABLES["autoencoders"](H.read_metrics(work + "/metrics.json"))))
 """)
@@ -90,7 +90,7 @@ def test_a_new_autoencoder_needs_three_files_and_appears_in_tables_tsne_and_runs
         shutil.copytree(ROOT / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_*"))
     follow_the_walk_through(repo)
     assert changed_files(ROOT, repo) == ["helpers/experiments.py", "helpers/models.py",
-                                         "notebooks/09_mlp_autoencoder.ipynb"]
+                                         "notebooks/11_mlp_autoencoder.ipynb"]
 
     work = tmp_path / "work"
     work.mkdir()
@@ -104,14 +104,14 @@ def test_a_new_autoencoder_needs_three_files_and_appears_in_tables_tsne_and_runs
     out = {line.split(" ", 1)[0]: json.loads(line.split(" ", 1)[1]) for line in proc.stdout.splitlines()
            if line.split(" ", 1)[0] in ("NOTEBOOKS", "QUICK", "TABLE")}
 
-    assert out["NOTEBOOKS"][-1] == "09_mlp_autoencoder"  # `make reproduce` and QUICK=1 run it
+    assert out["NOTEBOOKS"][-1] == "11_mlp_autoencoder"  # `make reproduce` and QUICK=1 run it
     assert out["QUICK"] == 150
     metrics = json.loads((work / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["mlp_ae"]["latent_dim"] == 32 and metrics["mlp_ae"]["test_mse"] < 0.5
     assert "| MLP AE | 419,120 | 32 | 12 |" in out["TABLE"], out["TABLE"]  # (784+1)*256 + 257*32 + 33*256 + 257*784
     assert sorted(metrics["latent"]["models"]) == ["CNN AE", "CNN-CNN VAE", "GRU-CNN VAE", "LSTM AE", "MLP AE"]
     assert (work / "figures" / "05_tsne.png").stat().st_size > 10_000
-    assert (work / "figures" / "09_mlp_reconstructions.png").is_file()
+    assert (work / "figures" / "11_mlp_reconstructions.png").is_file()
 
 
 # ---------------------------------------------------------------------------------------------------

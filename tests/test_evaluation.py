@@ -52,9 +52,12 @@ def test_vae_loss_matches_hand_computed_value():
     mu = torch.tensor([[0.5, -1.0], [0.0, 2.0]])
     logvar = torch.tensor([[0.0, math.log(0.5)], [math.log(2.0), -1.0]])
 
-    class Fixed(VAE):  # a VAE (its prior N(0, I)) whose forward returns fixed (logits, mu, logvar)
-        def forward(self, x, y=None):
-            return logits, mu, logvar
+    class Fixed(VAE):  # a VAE (its prior N(0, I)) whose encoder gives fixed (mu, logvar), its decoder fixed logits
+        def encode(self, x, y=None):
+            return mu, logvar
+
+        def decode_logits(self, z, y=None, x=None):
+            return logits
 
     def bce(l, t):  # -[t log sigmoid(l) + (1 - t) log(1 - sigmoid(l))]
         s = 1 / (1 + math.exp(-l))
@@ -104,7 +107,7 @@ def test_vae_elbo_parts_add_up_and_kl_matches_training_loss(drawings):
     model.train()
     out = E.vae_elbo(model, X, batch_size=4, seed=0)
     assert model.training, "the model's mode is restored"
-    assert set(out) == {"neg_elbo", "rec", "kl", "kl_per_dim", "active_units"}
+    assert set(out) == {"neg_elbo", "rec", "kl", "kl_per_dim", "latent_dim", "active_units"}
     assert out["neg_elbo"] == pytest.approx(out["rec"] + out["kl"], abs=1e-9)
     assert len(out["kl_per_dim"]) == model.latent_dim
     assert sum(out["kl_per_dim"]) == pytest.approx(out["kl"], abs=1e-9)

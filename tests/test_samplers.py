@@ -376,6 +376,10 @@ class ToyCVAE(nn.Module):
     def prior_mean(self, z, y=None):
         return torch.zeros_like(z) if self.prior_means is None else self.prior_means[y].expand_as(z)
 
+    def sample_prior(self, n, y=None, generator=None):
+        z = torch.randn(n, self.latent_dim, generator=generator)
+        return z if self.prior_means is None else z + self.prior_means[y]
+
     def decode(self, z, y=None):
         self.decoded.append((z.clone(), y))
         if self.draws == "label":
