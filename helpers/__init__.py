@@ -29,6 +29,7 @@ from . import (
     results,
     samplers,
     studies,
+    study_tables,
     tables,
     training,
 )
@@ -56,12 +57,13 @@ from .report import *  # noqa: F403
 from .results import *  # noqa: F403
 from .samplers import *  # noqa: F403
 from .studies import *  # noqa: F403
+from .study_tables import *  # noqa: F403
 from .tables import *  # noqa: F403
 from .training import *  # noqa: F403
 
 _MODULES = (
     beyond, bounds, cache, classifier, data, devices, download, experiments, explore, files, inference, judging,
     latent, models, notebook, pixel, plotting, priors, quality, reconstruction, report, results, samplers, studies,
-    tables, training,
+    study_tables, tables, training,
 )
 __all__ = [name for module in _MODULES for name in module.__all__]

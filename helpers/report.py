@@ -1,5 +1,5 @@
-"""The report: the tables (helpers.tables) and numbers of report.md (and README.md), rendered from the results
-file (helpers.results) between ``<!-- table:NAME -->`` and ``<!-- /table -->`` markers."""
+"""The report: the tables (helpers.tables, helpers.study_tables) and numbers of report.md (and README.md),
+rendered from the results file (helpers.results) between ``<!-- table:NAME -->`` and ``<!-- /table -->`` markers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import re
 from pathlib import Path
 
 from .results import lookup, read_metrics
-from .tables import TABLES
+from .study_tables import STUDY_TABLES
+from .tables import TABLES as BASE_TABLES
 
 __all__ = ["TABLE_RE", "VALUE_RE", "render_report"]
 
@@ -17,6 +18,7 @@ __all__ = ["TABLE_RE", "VALUE_RE", "render_report"]
 # what lies between markers, so it is idempotent and the prose around it is never touched.
 # ---------------------------------------------------------------------------------------------------
 
+TABLES = {**BASE_TABLES, **STUDY_TABLES}
 TABLE_RE = re.compile(r"(<!-- table:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
 VALUE_RE = re.compile(r"(<!-- value:(?P<key>[^:<>\n]+?)(?::(?P<fmt>[^ ]*?))? -->)(?P<body>.*?)(<!-- /value -->)", re.S)
 

@@ -10,7 +10,8 @@ import math
 from .experiments import runs_of
 from .results import CLAIMS, flatten_stats, lookup
 
-__all__ = ["BITS", "md_table", "TABLES"]
+__all__ = ["BITS", "SAMPLE_HEADER", "md_table", "spread_cell", "pct_cell", "sample_cells", "sample_note", "sample_rows",
+           "TABLES"]
 
 BITS = 784 * math.log(2)  # nats per image -> bits per dimension (pixel)
 
@@ -123,7 +124,7 @@ def table_iwae_curve(m: dict) -> str:
 
 def table_round2_adherence(m: dict) -> str:
     """Label adherence of both ways of changing a drawing's class (notebook 08)."""
-    rows = [[a["label"], _pct(a["adherence"]), _pct(a["kept_original"]), f"{a['n']:,}"]
+    rows = [[a["label"], pct_cell(a["adherence"]), pct_cell(a["kept_original"]), f"{a['n']:,}"]
             for a in m["round2"]["adherence"].values()]
     return md_table(["model, how the class is changed", "label adherence", "still the original class",
                      "relabelled test drawings"], rows)
@@ -199,24 +200,24 @@ def table_vae_bounds(m: dict) -> str:
                      "training time"], rows)
 
 
-def _draws(x: dict, key: str, spec: str) -> str:
+def spread_cell(x: dict, key: str, spec: str) -> str:
     """A sample metric as "mean ± sd" over its draws (the sampling spread), or the single value."""
     sd = x.get(key + "_sd")
     return format(x[key], spec) + ("" if sd is None else f" ± {format(sd, spec)}")
 
 
-def _sample_cells(m: dict, path: str, x: dict) -> list[str]:
+def sample_cells(m: dict, path: str, x: dict) -> list[str]:
     """FID (± its sampling spread, then the seeds' mean ± sd), KID (± its sampling spread), and the same two of the
     mode-decoded drawings: the cells of one row of a sample table, for the metrics ``x`` found at ``path``."""
-    cells = [_draws(x, "fid", ".1f") + _seed_bracket(m, f"{path}.fid", ".1f"), _draws(x, "kid", ".1f")]
+    cells = [spread_cell(x, "fid", ".1f") + _seed_bracket(m, f"{path}.fid", ".1f"), spread_cell(x, "kid", ".1f")]
     mode = x.get("mode")
-    return cells + (["–", "–"] if mode is None else [_draws(mode, "fid", ".1f"), _draws(mode, "kid", ".1f")])
+    return cells + (["–", "–"] if mode is None else [spread_cell(mode, "fid", ".1f"), spread_cell(mode, "kid", ".1f")])
 
 
 SAMPLE_HEADER = ["FID vs test (± sd over the draws)", "KID vs test", "mode: FID", "mode: KID"]
 
 
-def _sample_note(m: dict, x: dict) -> str:
+def sample_note(m: dict, x: dict) -> str:
     """N per draw × draws: what the "± sd" of a sample row is taken over."""
     return f"{x['n']} × {x.get('draws', 1)}"
 
@@ -224,9 +225,9 @@ def _sample_note(m: dict, x: dict) -> str:
 def table_vae_samples(m: dict) -> str:
     v = m["vae"]
     ref = v["reference_real"]
-    rows = [["real training drawings (reference)", *_sample_cells(m, "vae.reference_real", ref),
-             f"{ref['inception_score']:.2f}", _sample_note(m, ref)]]
-    rows += [[label, *_sample_cells(m, f"vae.models.{label}", x), f"{x['inception_score']:.2f}", _sample_note(m, x)]
+    rows = [["real training drawings (reference)", *sample_cells(m, "vae.reference_real", ref),
+             f"{ref['inception_score']:.2f}", sample_note(m, ref)]]
+    rows += [[label, *sample_cells(m, f"vae.models.{label}", x), f"{x['inception_score']:.2f}", sample_note(m, x)]
              for label, x in v["models"].items()]
     return md_table(["samples", SAMPLE_HEADER[0] + _spread_note(m), *SAMPLE_HEADER[1:], "Inception-style score (1-5)",
                      "N × draws"], rows)
@@ -255,33 +256,33 @@ def table_timings(m: dict) -> str:
     return md_table(["notebook", "wall time"], rows)
 
 
-def _pct(x) -> str:
+def pct_cell(x) -> str:
     return "–" if x is None else f"{x:.1%}"
 
 
 SAMPLER_ORDER = ("prior", "mixture", "class mixture", "reconstructions")  # within a model, in this order
 
 
-def _sample_rows(m: dict, label: str, path: str, samples: dict) -> list[list]:
+def sample_rows(m: dict, label: str, path: str, samples: dict) -> list[list]:
     """One row per sampler of one model: ``samples`` is {sampler: metrics}, found at ``path`` in the results."""
     rows = []
     for sampler in sorted(samples, key=SAMPLER_ORDER.index):
         x = samples[sampler]
         accuracy = "–" if x.get("class_accuracy") is None else _cell(m, f"{path}.{sampler}.class_accuracy", ".1%")
-        rows.append([f"{label} · {x['sampler']}", *_sample_cells(m, f"{path}.{sampler}", x),
-                     f"{x['inception_score']:.2f}", accuracy, _sample_note(m, x)])
+        rows.append([f"{label} · {x['sampler']}", *sample_cells(m, f"{path}.{sampler}", x),
+                     f"{x['inception_score']:.2f}", accuracy, sample_note(m, x)])
     return rows
 
 
 def table_beyond_samples(m: dict) -> str:
     b = m["beyond"]
     ref = b["reference_real"]
-    rows = [[ref["sampler"], *_sample_cells(m, "beyond.reference_real", ref), f"{ref['inception_score']:.2f}",
-             _pct(ref.get("class_accuracy")), _sample_note(m, ref)]]
+    rows = [[ref["sampler"], *sample_cells(m, "beyond.reference_real", ref), f"{ref['inception_score']:.2f}",
+             pct_cell(ref.get("class_accuracy")), sample_note(m, ref)]]
     rows += [row for label in sorted(b["samples"])
-             for row in _sample_rows(m, label, f"beyond.samples.{label}", b["samples"][label])]
+             for row in sample_rows(m, label, f"beyond.samples.{label}", b["samples"][label])]
     rows += [row for key in sorted(b["conditional"])
-             for row in _sample_rows(m, f"conditional, {b['conditional'][key]['label']}",
+             for row in sample_rows(m, f"conditional, {b['conditional'][key]['label']}",
                                      f"beyond.conditional.{key}.samples", b["conditional"][key]["samples"])]
     return md_table(["model · sampler", SAMPLE_HEADER[0] + _spread_note(m), *SAMPLE_HEADER[1:],
                      "Inception-style score", "requested class" + _spread_note(m), "N × draws"], rows)
@@ -300,7 +301,7 @@ def table_beyond_mixtures(m: dict) -> str:
 def table_beyond_candidates(m: dict) -> str:
     b = m["beyond"]
     rows = [[("**" + x["label"] + "** (chosen)") if name == b["chosen"] else x["label"], f"{x['val_neg_elbo']:.1f}",
-             _pct(x["val_adherence"]), _pct(x["class_accuracy"])] for name, x in b["candidates"].items()]
+             pct_cell(x["val_adherence"]), pct_cell(x["class_accuracy"])] for name, x in b["candidates"].items()]
     return md_table(["design (trained without the validation part)", "validation -ELBO", "label adherence",
                      "prior samples of the requested class"], rows)
 
@@ -314,8 +315,8 @@ def table_beyond_conditional(m: dict) -> str:
         rows.append([x["label"], _cell(m, f"beyond.conditional.{key}.neg_elbo", ".1f"),
                      _cell(m, f"beyond.conditional.{key}.iwae", ".1f"), above,
                      _cell(m, f"beyond.conditional.{key}.adherence", ".1%"),
-                     _pct(prior["class_accuracy"]), _draws(prior, "fid", ".1f"), _pct(mixture["class_accuracy"]),
-                     _draws(mixture, "fid", ".1f")])
+                     pct_cell(prior["class_accuracy"]), spread_cell(prior, "fid", ".1f"),
+                     pct_cell(mixture["class_accuracy"]), spread_cell(mixture, "fid", ".1f")])
     return md_table(["conditional VAE (whole training split)", "test -ELBO" + _spread_note(m), "IWAE",
                      "above the floor (-ELBO / IWAE)", "label adherence", "prior: requested class", "prior: FID",
                      "class mixture: requested class", "class mixture: FID"], rows)

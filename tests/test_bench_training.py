@@ -73,7 +73,21 @@ def test_run_all_prints_medians_ranges_ratios_and_the_projection(monkeypatch, ca
     assert images > lstm + 50 * 23 * 128 * 8  # the LSTM AE, and 8 VAE-sized runs of 50 epochs (04 and 06)
     line = re.search(r"^\| sample \(3,000 training drawings\) \| (\d+) min \| (\d+) min \| not measured.*$", out, re.M)
     assert line, out
-    assert int(line[1]) == round(images / 200 / 60) and int(line[2]) == round(images / 400 / 60)
+    runs = bench.reproduce_runs(3000)
+    assert int(line[1]) == round(seconds_at(runs, 200) / 60) and int(line[2]) == round(seconds_at(runs, 400) / 60)
+
+
+def seconds_at(runs: list, rate: float) -> float:
+    """Training seconds of ``runs`` when every measured model trains at ``rate`` images/s (and the models projected
+    from another's rate at their ratio of it)."""
+    return sum(images / (rate * bench.RELATIVE_RATES.get(model, (model, 1.0))[1]) for _, model, images in runs)
+
+
+def test_pixelcnn_runs_are_projected_at_their_measured_fraction_of_the_cnn_vaes_rate():
+    runs = {name: model for name, model, _ in bench.reproduce_runs(3000)}
+    assert runs["vae_pixelcnn"] == runs["cvae_pixelcnn_class_prior"] == "vae_pixelcnn"
+    assert bench.rate({"vae_cnn": {"ours fp32": 1000.0}}, "vae_pixelcnn", "ours fp32") == pytest.approx(411, abs=1)
+    assert bench.rate({"vae_cnn": {"ours fp32": 1000.0}}, "vae_cnn", "ours fp32") == 1000.0
 
 
 def test_without_native_bf16_only_fp32_is_measured_and_bf16_says_n_a(monkeypatch, capsys, tmp_path):
@@ -100,11 +114,12 @@ def test_the_projection_adds_the_rehearsed_evaluation(monkeypatch, capsys, tmp_p
     monkeypatch.setattr(bench, "REHEARSALS", tmp_path)
     bench.project({name: {"ours fp32": 1000.0, "ours bf16": 2000.0} for name in bench.STEPS})
     out = capsys.readouterr().out
-    images = sum(images for _, _, images in bench.reproduce_runs(20000))
+    runs = bench.reproduce_runs(20000)
     line = re.search(r"^\| course \(20,000 training drawings\) \| (\d+) min \| (\d+) min \| 10 min \| (\d+) min \| "
                      r"(\d+) min \|$", out, re.M)
     assert line, out
-    assert int(line[3]) == round((images / 1000 + 600) / 60) and int(line[4]) == round((images / 2000 + 600) / 60)
+    assert int(line[3]) == round((seconds_at(runs, 1000) + 600) / 60)
+    assert int(line[4]) == round((seconds_at(runs, 2000) + 600) / 60)
     assert re.search(r"^\| sample .* not measured", out, re.M)
 
 
