@@ -141,6 +141,14 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                {**_vae_spec("cnn", 5), "binarize": True, "decoder": "pixelcnn", "class_input": "decoder",
                 "class_prior": True},
                {"epochs": 50, "batch_size": 128, "lr": 1e-3}, **_VAE_BUDGET),
+    # The same two with a more local PixelCNN (2 rows above a pixel instead of 5): more of the shape left to z.
+    Experiment("vae_pixelcnn_local", "CNN-local PixelCNN VAE, binarized drawings", "study",
+               {**_vae_spec("cnn"), "binarize": True, "decoder": "pixelcnn_local"},
+               {"epochs": 50, "batch_size": 128, "lr": 1e-3}, **_VAE_BUDGET),
+    Experiment("cvae_pixelcnn_local_class_prior", "CNN-local PixelCNN VAE, class prior, class into the decoder",
+               "study", {**_vae_spec("cnn", 5), "binarize": True, "decoder": "pixelcnn_local", "class_input": "decoder",
+                         "class_prior": True},
+               {"epochs": 50, "batch_size": 128, "lr": 1e-3}, **_VAE_BUDGET),
 ]}
 
 

@@ -11,7 +11,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .classifier import Classifier, classifier_loss
-from .pixel import PixelCNNDecoder
+from .pixel import PIXEL_DECODERS, PixelCNNDecoder
 from .priors import PRIOR_KINDS, MixturePrior, log_normal
 
 __all__ = [
@@ -167,15 +167,17 @@ class VAE(nn.Module):
     the grey pixel's intensity (dynamic binarization, Burda et al., 2016) and held-out batches as a fixed draw
     (``binarize``), so that the Bernoulli decoder's -ELBO is the bound of a log-likelihood.
     ``prior`` "mog" or "vamp" learns an unconditional mixture prior of ``n_components`` with the model
-    (``helpers.priors``). ``decoder="pixelcnn"`` replaces the factorized decoder by an autoregressive one on binary
-    drawings (``helpers.pixel``; needs ``binarize=True``): ``decode`` then draws pixel by pixel.
+    (``helpers.priors``). ``decoder="pixelcnn"`` (or "pixelcnn_local", ``helpers.PIXEL_DECODERS``) replaces the
+    factorized decoder by an autoregressive one on binary drawings (``helpers.pixel``; needs ``binarize=True``):
+    ``decode`` then draws pixel by pixel.
     """
 
     def __init__(self, encoder: str = "cnn", latent_dim: int = 32, n_classes: int = 0, beta: float = 1.0,
                  class_input: str = "both", class_prior: bool = False, kl_warmup: float = 0.0,
                  binarize: bool = False, prior: str = "normal", n_components: int = 0, decoder: str = "cnn"):
         super().__init__()
-        for name, value, allowed in [("encoder", encoder, ("gru", "cnn")), ("decoder", decoder, ("cnn", "pixelcnn")),
+        for name, value, allowed in [("encoder", encoder, ("gru", "cnn")),
+                                     ("decoder", decoder, ("cnn", *PIXEL_DECODERS)),
                                      ("class_input", class_input, ("both", "decoder", "none")),
                                      ("prior", prior, ("normal", *PRIOR_KINDS))]:
             if value not in allowed:
@@ -184,8 +186,8 @@ class VAE(nn.Module):
             raise ValueError("class_prior=True needs n_classes > 0")
         if prior != "normal" and n_classes:
             raise ValueError(f"a learned prior ({prior!r}) is unconditional: n_classes must be 0")
-        if decoder == "pixelcnn" and not binarize:
-            raise ValueError("decoder='pixelcnn' models binary drawings: it needs binarize=True")
+        if decoder != "cnn" and not binarize:
+            raise ValueError(f"decoder={decoder!r} models binary drawings: it needs binarize=True")
         self.latent_dim, self.n_classes = latent_dim, n_classes
         if not 0 <= kl_warmup <= 1:
             raise ValueError(f"kl_warmup must be a fraction of training in [0, 1], got {kl_warmup!r}")
@@ -196,8 +198,9 @@ class VAE(nn.Module):
         k_dec = n_classes if class_input in ("both", "decoder") else 0
         self.encoder = (GRUEncoder(latent_dim, n_classes=k_enc) if encoder == "gru"
                         else CNNEncoder(latent_dim, n_classes=k_enc))
-        self.decoder = (PixelCNNDecoder if decoder == "pixelcnn" else CNNDecoder)(latent_dim, n_classes=k_dec)
-        self.autoregressive = decoder == "pixelcnn"
+        self.decoder = (CNNDecoder(latent_dim, n_classes=k_dec) if decoder == "cnn"
+                        else PixelCNNDecoder(latent_dim, n_classes=k_dec, **PIXEL_DECODERS[decoder]))
+        self.autoregressive = decoder != "cnn"
         # N(0, 1) initial means lie about sqrt(2 D) = 8 apart for D = 32: separate regions from the start.
         self.prior_means = nn.Parameter(torch.randn(n_classes, latent_dim)) if class_prior else None
         self.learned_prior = None if prior == "normal" else MixturePrior(prior, n_components, latent_dim)

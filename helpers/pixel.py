@@ -2,10 +2,10 @@
 Autoencoder" of Chen et al., 2017): p(x|z) = prod_i p(x_i | x_<i, z) over the pixels of a binary drawing in
 raster order, by a small PixelCNN (van den Oord et al., 2016, "Pixel Recurrent Neural Networks", sec. 3.4).
 
-A 7x7 masked convolution of type A (a pixel sees the rows above it and the pixels to its left), then 3x3 masked
-convolutions of type B (a position also sees itself), each added to a map computed from z (and the class), and
-a 1x1 convolution to the Bernoulli logit of each pixel. Shallow on purpose: a pixel sees only 3 + (layers - 1)
-rows above it, so the shape of a drawing has to come from z (Chen et al., sec. 3: a local decoder leaves the
+A masked convolution of type A (7x7 or 3x3: a pixel sees the rows above it and the pixels to its left), then 3x3
+masked convolutions of type B (a position also sees itself), each added to a map computed from z (and the class),
+and a 1x1 convolution to the Bernoulli logit of each pixel. Shallow on purpose: a pixel sees only a few rows above
+it (``rows_above``), so the shape of a drawing has to come from z (Chen et al., sec. 3: a local decoder leaves the
 global structure to the code).
 
 Training is one pass over the real drawing (teacher forcing). Sampling draws the 784 pixels one at a time;
@@ -18,7 +18,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["MaskedConv2d", "PixelCNNDecoder"]
+__all__ = ["MaskedConv2d", "PixelCNNDecoder", "PIXEL_DECODERS"]
+
+# The decoders a VAE can name: the first (type A) kernel and the number of masked layers. "pixelcnn" sees 5 rows
+# above a pixel; "pixelcnn_local" 2, so that more of a drawing's shape has to come from z.
+PIXEL_DECODERS = {"pixelcnn": {"first_kernel": 7, "layers": 3}, "pixelcnn_local": {"first_kernel": 3, "layers": 2}}
 
 
 class MaskedConv2d(nn.Conv2d):
@@ -46,19 +50,21 @@ class PixelCNNDecoder(nn.Module):
 
     autoregressive = True
 
-    def __init__(self, latent_dim: int = 32, n_classes: int = 0, channels: int = 32, layers: int = 3):
+    def __init__(self, latent_dim: int = 32, n_classes: int = 0, channels: int = 32, layers: int = 3,
+                 first_kernel: int = 7):
         super().__init__()
-        if layers < 1:
-            raise ValueError(f"layers must be at least 1, got {layers!r}")
+        if layers < 1 or first_kernel < 3 or first_kernel % 2 == 0:
+            raise ValueError(f"need layers >= 1 and an odd first_kernel >= 3, got {layers!r}, {first_kernel!r}")
         self.n_classes, self.channels, self.layers = n_classes, channels, layers
-        self.rows_above = 3 + (layers - 1)  # the receptive field: 3 rows for the 7x7 layer, 1 per 3x3 layer
+        # The receptive field: first_kernel // 2 rows for the first layer, 1 more per 3x3 layer.
+        self.rows_above = first_kernel // 2 + (layers - 1)
         # z (and c) -> one conditioning map of `channels` per masked layer, at full resolution.
         self.cond = nn.Sequential(
             nn.Linear(latent_dim + n_classes, 64 * 7 * 7), nn.ReLU(), nn.Unflatten(1, (64, 7, 7)),
             nn.ConvTranspose2d(64, 64, 4, stride=2, padding=1), nn.ReLU(),  # (B, 64, 14, 14)
             nn.ConvTranspose2d(64, channels * layers, 4, stride=2, padding=1),  # (B, C * L, 28, 28)
         )
-        self.masked = nn.ModuleList([MaskedConv2d("A", 1, channels, 7)] +
+        self.masked = nn.ModuleList([MaskedConv2d("A", 1, channels, first_kernel)] +
                                     [MaskedConv2d("B", channels, channels, 3) for _ in range(layers - 1)])
         self.out = nn.Conv2d(channels, 1, 1)
 

@@ -94,8 +94,9 @@ class MixtureSampler:
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         """The mixture's log-density of codes z (..., D), (...), in nats: float64 on the host, returned in z's
         dtype on z's device."""
-        flat = z.detach().reshape(-1, z.shape[-1]).cpu().double().numpy()
-        return torch.from_numpy(self.gmm.score_samples(flat)).reshape(z.shape[:-1]).to(z.dtype).to(z.device)
+        flat = z.detach().reshape(-1, z.shape[-1]).float().cpu().numpy().astype(np.float64)
+        scores = self.gmm.score_samples(flat).astype(np.float32)
+        return torch.from_numpy(scores).reshape(z.shape[:-1]).to(z.dtype).to(z.device)
 
 
 class ClassMixtureSampler:

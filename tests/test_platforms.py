@@ -96,6 +96,25 @@ def test_no_evaluation_function_makes_a_float64_tensor(models, synthetic):
         H.evaluate(clf, H.classifier_loss, (X, y))
 
 
+def test_learned_priors_and_the_pixelcnn_decoder_make_no_float64_tensor(synthetic):
+    torch.manual_seed(0)
+    X, y = H.to_tensor(synthetic.x_test[:6]), torch.from_numpy(synthetic.y_test[:6])
+    codes = np.random.default_rng(0).standard_normal((50, 8)).astype(np.float32)
+    with NoFloat64():
+        for spec in ({"prior": "vamp", "n_components": 3}, {"prior": "mog", "n_components": 3},
+                     {"decoder": "pixelcnn", "binarize": True}):
+            model = H.VAE("cnn", latent_dim=8, **spec)
+            H.vae_loss(model, X)["loss"].backward()
+            model.eval()
+            H.vae_bounds(model, H.model_inputs(model, X), n_iwae=3, k=2)
+            H.iwae_bound(model, X[:3], k=2, log_prior=H.MixtureSampler(codes, 1).log_prob)
+            H.decode_samples(model, H.PriorSampler(model), 3, seed=0)
+        cpixel = H.VAE("cnn", latent_dim=8, n_classes=5, class_input="decoder", class_prior=True, decoder="pixelcnn",
+                       binarize=True).eval()
+        H.vae_bounds(cpixel, H.binarize(X), y, n_iwae=3, k=2)
+        H.decode_samples(cpixel, H.PriorSampler(cpixel), 3, seed=0)
+
+
 def test_training_makes_no_float64_tensor(synthetic):
     X, y = H.to_tensor(synthetic.x_train), torch.from_numpy(synthetic.y_train)
     for spec in ({"kind": "lstm_ae"}, {"kind": "vae", "encoder": "gru", "latent_dim": 4}, {"kind": "classifier"}):
