@@ -178,15 +178,18 @@ def label_adherence(clf: nn.Module, model: nn.Module, X: torch.Tensor, y, batch_
     if not is_conditional(model):
         raise ValueError("label_adherence needs a conditional VAE (n_classes > 0)")
     y = torch.as_tensor(np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)).long()
-    n_classes, hits, kept, total = model.n_classes, 0, 0, 0
-    for shift in range(1, n_classes):
-        new = (y + shift) % n_classes  # every other class exactly once per drawing
-        for start in range(0, len(X), batch_size):
-            sl = slice(start, start + batch_size)
-            pred = classifier_outputs(clf, relabel(model, X[sl], y[sl], new[sl], means))[1].argmax(1)
-            hits += int((pred == new[sl].numpy()).sum())
-            kept += int((pred == y[sl].numpy()).sum())
-            total += len(pred)
+    n_classes, shifts = model.n_classes, model.n_classes - 1
+    # Every drawing once as each other class: shift by shift, all in one sequence of batches.
+    idx = torch.arange(len(X)).repeat(shifts)
+    old = y[idx]
+    new = (old + torch.arange(1, n_classes).repeat_interleave(len(X))) % n_classes
+    hits = kept = 0
+    for start in range(0, len(idx), batch_size):
+        sl = slice(start, start + batch_size)
+        pred = classifier_outputs(clf, relabel(model, X[idx[sl].to(X.device)], old[sl], new[sl], means))[1].argmax(1)
+        hits += int((pred == new[sl].numpy()).sum())
+        kept += int((pred == old[sl].numpy()).sum())
+    total = len(idx)
     return {"adherence": hits / total, "kept_original": kept / total, "n": total}
 
 

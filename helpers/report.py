@@ -35,8 +35,12 @@ def fmt(value, spec: str | None = None) -> str:
 # report rendered from a run without them (a quick run, a fresh reproduction) says which command fills them
 # in, instead of failing.
 OPTIONAL_SECTIONS = {"seeds": "make seeds", "precision": "make precision-check", "bench": "make bench",
-                     "judges": "make judges"}
-TABLE_SECTION = {"judge-claims": "judges"}  # tables named otherwise than the optional section they show
+                     "judges": "make judges", "priors": "notebook 09 (make reproduce)",
+                     "pixel": "notebook 10 (make reproduce)"}
+# Tables named otherwise than the optional section they show.
+TABLE_SECTION = {"judge-claims": "judges", "rate-distortion": "priors", "prior-candidates": "priors",
+                 "prior-bounds": "priors", "prior-samples": "priors", "pixel-bounds": "pixel",
+                 "pixel-samples": "pixel", "pixel-conditional": "pixel"}
 
 
 def render_report(template: str, metrics: dict) -> str:
