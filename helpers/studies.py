@@ -103,18 +103,20 @@ def model_bounds(nb: Notebook, model: nn.Module, n_iwae: int, iwae_k: int, sampl
     return bounds
 
 
-def prior_table(nb: Notebook, clf: nn.Module, models: dict, n: int, test_features: np.ndarray, repeats: int,
-                n_iwae: int, iwae_k: int) -> tuple[dict, dict]:
-    """({label: {"choice": mixture sizes chosen on the validation codes, "bounds": ``model_bounds`` with the
-    mixture's density, "samples": {sampler name: metrics}}}, {label: samplers}) of each unconditional VAE of
-    ``models`` ({label: model}) with its own prior and the ex-post mixtures of notebook 06 (``fit_samplers``)."""
+def prior_table(nb: Notebook, clf: nn.Module, models: dict, labels: dict, n: int, test_features: np.ndarray,
+                repeats: int, n_iwae: int, iwae_k: int) -> tuple[dict, dict]:
+    """({key: {"label", "choice": mixture sizes chosen on the validation codes, "bounds": ``model_bounds`` with the
+    mixture's density, "samples": {sampler name: metrics}}}, {key: samplers}) of each unconditional VAE of
+    ``models`` ({key: model}, named by ``labels``) with its own prior and the ex-post mixtures of notebook 06
+    (``fit_samplers``)."""
     out, all_samplers = {}, {}
-    for label, model in models.items():
+    for key, model in models.items():
         choice, samplers = fit_samplers(nb, model)
-        all_samplers[label] = samplers
-        out[label] = {"choice": choice, "bounds": model_bounds(nb, model, n_iwae, iwae_k, samplers[1:2]),
-                      "samples": {s.name: sampler_metrics(clf, model, s, n, test_features, nb.seed, repeats)
-                                  for s in samplers}}
+        all_samplers[key] = samplers
+        out[key] = {"label": labels[key], "choice": choice,
+                    "bounds": model_bounds(nb, model, n_iwae, iwae_k, samplers[1:2]),
+                    "samples": {s.name: sampler_metrics(clf, model, s, n, test_features, nb.seed, repeats)
+                                for s in samplers}}
     return out, all_samplers
 
 
@@ -122,12 +124,12 @@ def prior_summary(table: dict, reference: dict) -> str:
     """The bounds of each model of ``prior_table`` (with its own prior, and with the ex-post mixture as its prior),
     then the sample table of all of them after the real drawings' ``reference``."""
     lines = []
-    for label, t in table.items():
+    for t in table.values():
         b = t["bounds"]
         with_mixture = "".join(f"; with the {name} as prior {v:.2f}" for name, v in b["iwae_with"].items())
-        lines.append(f"{label}: test -ELBO {b['neg_elbo']:.2f}, IWAE {b['iwae']:.2f}{with_mixture}; "
+        lines.append(f"{t['label']}: test -ELBO {b['neg_elbo']:.2f}, IWAE {b['iwae']:.2f}{with_mixture}; "
                      f"active units {b['active_units']}/{b['latent_dim']}")
-    return "\n".join([*lines, samples_summary({label: t["samples"] for label, t in table.items()}, reference)])
+    return "\n".join([*lines, samples_summary({t["label"]: t["samples"] for t in table.values()}, reference)])
 
 
 def rate_distortion_figure(points: dict, title: str = "Rate against distortion (validation split)"):

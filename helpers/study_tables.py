@@ -33,33 +33,53 @@ def table_prior_candidates(m: dict) -> str:
                      "active units"], rows)
 
 
+def _standard_first(models: dict) -> dict:
+    """The models of the priors section with the N(0, I) VAE ("standard") first."""
+    return dict(sorted(models.items(), key=lambda kv: kv[0] != "standard"))
+
+
 def table_prior_bounds(m: dict) -> str:
     rows = []
-    for label, t in m["priors"]["models"].items():
+    for t in _standard_first(m["priors"]["models"]).values():
         b = t["bounds"]
         mixture = b["iwae_with"].get("mixture")
-        rows.append([label, f"{b['neg_elbo']:.2f}", f"{b['kl']:.1f}", f"{b['iwae']:.2f}",
+        rows.append([t["label"], f"{b['neg_elbo']:.2f}", f"{b['kl']:.1f}", f"{b['iwae']:.2f}",
                      "–" if mixture is None else f"{mixture:.2f}", f"{b['active_units']} / {b['latent_dim']}"])
     s = m["priors"]["settings"]
     return md_table(["VAE (test split)", "-ELBO", "KL", f"IWAE, own prior (k = {s['iwae_k']})",
                      "IWAE, ex-post mixture as prior", "active units"], rows)
 
 
+def _reference_row(m: dict, section: str) -> list:
+    """The real drawings' row of a sample table, at ``section``.reference."""
+    ref = m[section]["reference"]
+    return [ref["sampler"], *sample_cells(m, f"{section}.reference", ref), f"{ref['inception_score']:.2f}", "–",
+            sample_note(m, ref)]
+
+
+SAMPLES_HEADER = ["model · sampler", *SAMPLE_HEADER, "Inception-style score", "requested class", "N × draws"]
+
+
 def table_prior_samples(m: dict) -> str:
-    p = m["priors"]
-    ref = p["reference"]
-    rows = [[ref["sampler"], *sample_cells(m, "priors.reference", ref), f"{ref['inception_score']:.2f}", "–",
-             sample_note(m, ref)]]
-    rows += [row for label, t in p["models"].items()
-             for row in sample_rows(m, label, f"priors.models.{label}.samples", t["samples"])]
-    return md_table(["model · sampler", *SAMPLE_HEADER, "Inception-style score", "requested class", "N × draws"], rows)
+    rows = [_reference_row(m, "priors")]
+    rows += [row for key, t in _standard_first(m["priors"]["models"]).items()
+             for row in sample_rows(m, t["label"], f"priors.models.{key}.samples", t["samples"])]
+    return md_table(SAMPLES_HEADER, rows)
+
+
+PIXEL_ORDER = ("factorized", "pixel", "local", "chosen", "pixel_conditional", "local_conditional")
+
+
+def _in_order(records: dict) -> dict:
+    """Notebook 10's models in the order of ``PIXEL_ORDER`` (factorized, then the PixelCNN decoders)."""
+    return dict(sorted(records.items(), key=lambda kv: PIXEL_ORDER.index(kv[0]) if kv[0] in PIXEL_ORDER else 99))
 
 
 def table_pixel_bounds(m: dict) -> str:
     x = m["pixel"]
     rows = [[x["labels"][key], f"{b['neg_elbo']:.2f}", f"{b['rec']:.2f}", f"{b['kl']:.2f}", f"{b['iwae']:.2f}",
              f"{bits_per_dim(b['iwae']):.4f}", f"{b['active_units']} / {b['latent_dim']}"]
-            for key, b in x["bounds"].items()]
+            for key, b in _in_order(x["bounds"]).items()]
     s = x["settings"]
     return md_table(["VAE (binarized test split)", "-ELBO", "rec.", "KL", f"IWAE (k = {s['iwae_k']}, "
                      f"{s['n_eval']} drawings)", "IWAE, bits/dim", "active units"], rows)
@@ -67,21 +87,19 @@ def table_pixel_bounds(m: dict) -> str:
 
 def table_pixel_samples(m: dict) -> str:
     x = m["pixel"]
-    ref = x["reference"]
-    rows = [[ref["sampler"], *sample_cells(m, "pixel.reference", ref), f"{ref['inception_score']:.2f}", "–",
-             sample_note(m, ref)]]
-    rows += [row for key, samples in x["samples"].items()
+    rows = [_reference_row(m, "pixel")]
+    rows += [row for key, samples in _in_order(x["samples"]).items()
              for row in sample_rows(m, x["labels"][key], f"pixel.samples.{key}", samples)]
-    rows += [row for key, c in x["conditional"].items()
+    rows += [row for key, c in _in_order(x["conditional"]).items()
              for row in sample_rows(m, c["label"], f"pixel.conditional.{key}",
                                      {"prior": c["prior"], "reconstructions": c["reconstructions"]})]
-    return md_table(["model · sampler", *SAMPLE_HEADER, "Inception-style score", "requested class", "N × draws"], rows)
+    return md_table(SAMPLES_HEADER, rows)
 
 
 def table_pixel_conditional(m: dict) -> str:
     rows = [[c["label"], pct_cell(c["prior"]["class_accuracy"]), pct_cell(c["adherence"]["adherence"]),
              pct_cell(c["adherence"]["kept_original"]), f"{c['adherence']['n']:,}"]
-            for c in m["pixel"]["conditional"].values()]
+            for c in _in_order(m["pixel"]["conditional"]).values()]
     return md_table(["conditional VAE", "class-prior samples of the requested class", "label adherence",
                      "still the original class", "relabelled test drawings"], rows)
 
@@ -94,8 +112,8 @@ def _candidates(m: dict):
     for c in b.get("conditional", {}).values():
         yield from ((f"{c['label']} · {s['sampler']}", s) for s in c.get("samples", {}).values())
         yield f"{c['label']}", c
-    for label, t in p.get("models", {}).items():
-        yield from ((f"{label} · {s['sampler']}", s) for s in t["samples"].values())
+    for t in p.get("models", {}).values():
+        yield from ((f"{t['label']} · {s['sampler']}", s) for s in t["samples"].values())
     for key, samples in x.get("samples", {}).items():
         yield from ((f"{x['labels'][key]} · {s['sampler']}", s) for s in samples.values())
     for c in x.get("conditional", {}).values():
@@ -123,12 +141,13 @@ def table_targets(m: dict) -> str:
     rows = []
     for (what, key, direction, target), found in zip(TARGETS, best_rows(m).values()):
         fmt = (lambda v: f"{v:.1f}") if key == "fid" else (lambda v: f"{v:.1%}")
+        gap = (lambda d: f"{d:.1f}") if key == "fid" else (lambda d: f"{100 * d:.1f} points")
         if found is None:
             rows.append([what, fmt(target), "–", "–", "not measured"])
             continue
         met = found[1] <= target if direction == "min" else found[1] >= target
         rows.append([what, ("≤ " if direction == "min" else "≥ ") + fmt(target), fmt(found[1]), found[0],
-                     "met" if met else f"missed by {fmt(abs(found[1] - target))}"])
+                     "met" if met else f"missed by {gap(abs(found[1] - target))}"])
     return md_table(["target (test split, N = 1,000 per draw)", "target", "best", "where", "verdict"], rows)
 
 
