@@ -79,10 +79,11 @@ ifneq ($(QUICK),1)
 endif
 
 # The tests are mostly separate processes (kernels, papermill, make), so two workers shorten the wall time on
-# 2 cores. --dist loadfile keeps each test file on one worker, in order (notebook 05 reuses 02-04's models).
+# 2 cores. --dist loadfile keeps each test file on one worker, in order (notebook 05 reuses 02-04's models);
+# --no-loadscope-reorder hands the files out in collection order, the longest first (tests/conftest.py).
 TEST_JOBS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest -n $(TEST_JOBS) --dist loadfile
+	$(PY) -m pytest -n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder
 
 # Training throughput of every model (ours and a plain loop, fp32 and bf16) and the projected `make reproduce`
 # time: bench/README.md. More repetitions: make bench BENCH_ARGS="--reps 5"

@@ -14,6 +14,18 @@ import helpers as H  # noqa: E402
 REAL_DATA_DIR = os.environ.get("QUICKDRAW_DIR")
 ROOT = H.ROOT
 
+# The test files that take longest, longest first (bench/README.md, "The test suite's time"). `make test` runs
+# the files in two pytest-xdist workers in collection order (--dist loadfile --no-loadscope-reorder); starting
+# with the long ones keeps a long file from starting last on one worker while the other one idles.
+LONGEST_FIRST = ("test_notebooks.py", "test_platforms.py", "test_robustness.py", "test_lab.py",
+                 "test_adding_a_model.py", "test_bench_training.py", "test_seeds.py", "test_training.py",
+                 "test_evaluation.py", "test_concurrency.py", "test_bench.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file keeps its own order
+
 
 def child_env(**extra) -> dict:
     """The environment of a child process (a kernel, make, a script): one thread, and none of the run

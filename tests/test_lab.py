@@ -1,4 +1,4 @@
-"""JupyterLab as users see it: notebooks 01, 03 and 06 opened in JupyterLab in a real (headless) browser and run.
+"""JupyterLab as users see it: notebooks 03 and 06 opened in JupyterLab in a real (headless) browser and run.
 
 `jupyter lab --no-browser` from this environment serves copies of the notebooks whose parameters cell was
 set the way papermill sets it (the tiny budget on synthetic data, as in test_notebooks.py, with
@@ -38,10 +38,10 @@ from helpers import runner
 pytestmark = pytest.mark.lab
 
 SHOTS = ROOT / "runs" / "lab"
-# The notebooks that show each thing JupyterLab renders: 01 headings, figures and no model; 03 a training
-# notebook's progress widgets; 06 the latent explorer and the most cells. Every notebook runs under nbval
-# (test_notebooks.py) and has its markdown checked (test_markdown.py); 02, 04 and 05 add nothing new here.
-NOTEBOOKS = runner.notebooks(["01", "03", "06"])
+# The notebooks that show each thing JupyterLab renders: 03 a training notebook's progress widgets, headings and
+# figures; 06 the latent explorer and the most cells. Every notebook runs under nbval (test_notebooks.py) and has
+# its markdown checked (test_markdown.py); the others add nothing new here.
+NOTEBOOKS = runner.notebooks(["03", "06"])
 CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--disable-dev-shm-usage", "--window-size=1280,1000"]
