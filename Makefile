@@ -20,6 +20,8 @@ DATA_DIR := $(or $(QUICKDRAW_DIR),data/quickdraw_subset_np)
 
 .PHONY: setup data reproduce report seeds judges precision-check test bench rehearse compat lab clean
 
+# PIP_FLAGS: extra flags of the two pip installs (.ci/run passes --no-compile).
+PIP_FLAGS ?=
 setup: $(STAMP)
 
 # Reinstalled only when requirements.txt or pyproject.toml change: a second call starts at once.
@@ -32,8 +34,8 @@ $(STAMP): requirements.txt pyproject.toml
 		echo "  Point PYTHON at one: make setup PYTHON=python3.12 (or a full path, e.g. from pyenv or python.org)"; \
 		exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -r requirements.txt
-	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip install --quiet $(PIP_FLAGS) -r requirements.txt
+	$(PY) -m pip install --quiet $(PIP_FLAGS) --no-deps -e .
 	mkdir -p $(VENV)/share/jupyter/lab/settings
 	echo '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}' \
 		> $(VENV)/share/jupyter/lab/settings/overrides.json
