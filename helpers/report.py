@@ -10,7 +10,7 @@ from .results import lookup, read_metrics
 from .study_tables import STUDY_TABLES
 from .tables import TABLES as BASE_TABLES
 
-__all__ = ["TABLE_RE", "VALUE_RE", "render_report"]
+__all__ = ["TABLES", "TABLE_RE", "VALUE_RE", "render_report"]
 
 # ---------------------------------------------------------------------------------------------------
 # Rendering report.md. Tables sit between ``<!-- table:NAME -->`` and ``<!-- /table -->``; single numbers
@@ -18,7 +18,7 @@ __all__ = ["TABLE_RE", "VALUE_RE", "render_report"]
 # what lies between markers, so it is idempotent and the prose around it is never touched.
 # ---------------------------------------------------------------------------------------------------
 
-TABLES = {**BASE_TABLES, **STUDY_TABLES}
+TABLES = {**BASE_TABLES, **STUDY_TABLES}  # every table report.md and README.md can name
 TABLE_RE = re.compile(r"(<!-- table:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
 VALUE_RE = re.compile(r"(<!-- value:(?P<key>[^:<>\n]+?)(?::(?P<fmt>[^ ]*?))? -->)(?P<body>.*?)(<!-- /value -->)", re.S)
 

@@ -18,11 +18,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .beyond import VALIDATION_SEED_OFFSET, fit_samplers, samples_summary
+from .beyond import VALIDATION_SEED_OFFSET, fit_samplers, sampler_results, samples_summary
 from .bounds import iwae_bound, vae_bounds, vae_elbo
 from .experiments import Experiment, runs_of
 from .inference import model_inputs
-from .judging import label_adherence, reconstruction_metrics, sample_line, sampler_metrics
+from .judging import label_adherence, sample_line, sampler_metrics
 from .latent import knn_accuracy
 from .notebook import Notebook
 from .reconstruction import encode_all
@@ -173,12 +173,10 @@ def decoder_comparison(nb: Notebook, clf: nn.Module, models: dict, n: int, test_
     draws of ``n``, with under "reconstructions" those of the first ``n`` test drawings as the model reads them
     (``model_inputs``). Returns (choices, samplers, results), each keyed like ``models``."""
     choices, samplers, results = {}, {}, {}
-    X, y = nb.X_test[:n], nb.y_test[:n]
     for key, model in models.items():
         choices[key], fitted = fit_samplers(nb, model)
         samplers[key] = fitted[:2]
-        results[key] = {s.name: sampler_metrics(clf, model, s, n, test_features, nb.seed, repeats) for s in fitted[:2]}
-        results[key]["reconstructions"] = reconstruction_metrics(clf, model, model_inputs(model, X), y, test_features)
+        results[key] = sampler_results(nb, clf, model, samplers[key], n, test_features, repeats, n_recon=n)
     return choices, samplers, results
 
 
@@ -187,10 +185,8 @@ def conditional_comparison(nb: Notebook, clf: nn.Module, models: dict, labels: d
     """For each conditional VAE of ``models`` ({key: model}): its label, ``sampler_metrics`` of its class prior
     (requested classes balanced), the reconstructions of the first ``n`` test drawings and the label adherence of
     the first ``n_adherence`` (each decoded as each other class), test drawings as the model reads them."""
-    X, y = nb.X_test[:n], nb.y_test[:n]
     return {key: {"label": labels[key],
-                  "prior": sampler_metrics(clf, model, PriorSampler(model), n, test_features, nb.seed, repeats),
-                  "reconstructions": reconstruction_metrics(clf, model, model_inputs(model, X), y, test_features),
+                  **sampler_results(nb, clf, model, [PriorSampler(model)], n, test_features, repeats, n_recon=n),
                   "adherence": label_adherence(clf, model, model_inputs(model, nb.X_test[:n_adherence]),
                                                nb.y_test[:n_adherence])}
             for key, model in models.items()}

@@ -10,8 +10,7 @@ import math
 from .experiments import runs_of
 from .results import CLAIMS, flatten_stats, lookup
 
-__all__ = ["BITS", "SAMPLE_HEADER", "md_table", "spread_cell", "pct_cell", "sample_cells", "sample_note", "sample_rows",
-           "TABLES"]
+__all__ = ["BITS", "SAMPLE_HEADER", "md_table", "spread_cell", "pct_cell", "sample_cells", "sample_note", "sample_rows"]
 
 BITS = 784 * math.log(2)  # nats per image -> bits per dimension (pixel)
 
