@@ -44,10 +44,10 @@ $(STAMP): requirements.txt pyproject.toml
 # The data folder: kept as is when it loads; else built from Google's QuickDraw files (needs a network).
 data: $(STAMP)
 	@if [ -d "$(DATA_DIR)" ]; then $(PY) -c "import helpers; helpers.load_quickdraw('$(DATA_DIR)', with_md5=False); print('data: $(DATA_DIR) is valid')"; \
-	else $(PY) -W ignore::RuntimeWarning -m helpers.download --out "$(DATA_DIR)"; fi
+	else $(PY) -W ignore::RuntimeWarning -m helpers.data.download --out "$(DATA_DIR)"; fi
 
 reproduce: data
-	$(PY) -m helpers.runner $(RUN_FLAGS) $(if $(PARAMS),$(PARAMS))
+	$(PY) -m helpers.pipeline.runner $(RUN_FLAGS) $(if $(PARAMS),$(PARAMS))
 	$(MAKE) --no-print-directory report
 
 # The seed spread of the headline numbers: notebooks 02-06 rerun with seeds 1 .. SEEDS-1 (seed 0 is
@@ -56,7 +56,7 @@ reproduce: data
 SEEDS ?= 3
 LSTM_SEEDS ?= $(SEEDS)
 seeds: data
-	$(PY) -m helpers.seeds --seeds $(SEEDS) --lstm-seeds $(LSTM_SEEDS) $(RUN_FLAGS)
+	$(PY) -m helpers.pipeline.reruns --seeds $(SEEDS) --lstm-seeds $(LSTM_SEEDS) $(RUN_FLAGS)
 	$(MAKE) --no-print-directory report
 
 # The judge's own effect: notebooks 04 and 06 rerun on seed 0's models with the evaluation classifier trained with
@@ -64,20 +64,20 @@ seeds: data
 # results file's judges section and the report.
 JUDGES ?= 3
 judges: data
-	$(PY) -m helpers.seeds --judges $(JUDGES) $(RUN_FLAGS)
+	$(PY) -m helpers.pipeline.reruns --judges $(JUDGES) $(RUN_FLAGS)
 	$(MAKE) --no-print-directory report
 
 # What bf16 costs in quality: notebooks 02-04 rerun with -p precision bf16 (into runs/precision/), their headline
 # numbers beside the fp32 run's in the results file's precision section and the report.
 PRECISION ?= bf16
 precision-check: data
-	$(PY) -m helpers.seeds --precision $(PRECISION) $(RUN_FLAGS)
+	$(PY) -m helpers.pipeline.reruns --precision $(PRECISION) $(RUN_FLAGS)
 	$(MAKE) --no-print-directory report
 
 report: $(STAMP)
-	$(PY) -W ignore::RuntimeWarning -m helpers.report --metrics $(METRICS) --template report.md --out $(REPORT_OUT)
+	$(PY) -W ignore::RuntimeWarning -m helpers.report.render --metrics $(METRICS) --template report.md --out $(REPORT_OUT)
 ifneq ($(QUICK),1)
-	$(PY) -W ignore::RuntimeWarning -m helpers.report --metrics $(METRICS) --template README.md
+	$(PY) -W ignore::RuntimeWarning -m helpers.report.render --metrics $(METRICS) --template README.md
 endif
 
 # The tests are mostly separate processes (kernels, papermill, make), so two workers shorten the wall time on

@@ -105,7 +105,7 @@ def run_method(method: str, z: np.ndarray, seed: int, threads: int, tmp: Path,
 def load_cached_model(name: str, budget: str, data, runs_dir: Path):
     """The model of registry run `name` at `budget`, seed 0, from the cache; exits if it would have to be trained."""
     import helpers as H
-    from helpers.cache import config_key
+    from helpers.training.cache import config_key
 
     if name not in H.EXPERIMENTS:
         sys.exit(f"bench_tsne: no run named {name!r}; registered: {', '.join(H.EXPERIMENTS)}")

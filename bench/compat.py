@@ -56,8 +56,8 @@ def main() -> int:
         tmp = Path(tmp)
         data = H.write_synthetic_quickdraw(tmp / "synthetic", 40, 10, seed=0)
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "helpers.runner", "--only", "02", "03", "--budget", "tiny",
-                               "--out", str(tmp / "out"), "--runs-dir", str(tmp / "runs")], cwd=ROOT,
+        proc = subprocess.run([sys.executable, "-m", "helpers.pipeline.runner", "--only", "02", "03", "--budget",
+                               "tiny", "--out", str(tmp / "out"), "--runs-dir", str(tmp / "runs")], cwd=ROOT,
                               env={**os.environ, "QUICKDRAW_DIR": str(data)})
         if proc.returncode != 0:
             print("compat: FAILED: notebooks 02 and 03 did not run", file=sys.stderr)

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 import helpers as H  # noqa: E402
 from helpers.files import atomic_write_json  # noqa: E402
-from helpers.runner import SMALL_PARAMS, declared_parameters, notebooks, reproduce  # noqa: E402
+from helpers.pipeline.runner import SMALL_PARAMS, declared_parameters, notebooks, reproduce  # noqa: E402
 
 SIZES = {"course": (4000, 1000), "smoke": (40, 10)}  # synthetic drawings per class: train, test
 OUT = ROOT / "runs" / "rehearse"

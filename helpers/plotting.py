@@ -13,14 +13,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from .data import CLASS_NAMES, ink_fraction
+from .data.quickdraw import CLASS_NAMES, ink_fraction
 from .files import atomic_savefig, repo_path
 
 __all__ = [
     "savefig", "grid_image", "class_counts", "examples_per_class", "mean_drawings", "ink_histograms",
     "loss_curves", "vae_loss_parts", "compare_curves", "reconstruction_grid", "sample_grids", "relabel_grids",
     "confusion_matrices", "conditional_grid", "interpolation_rows", "nearest_neighbour_pairs",
-    "confusion_matrix_plot", "tsne_panels", "iwae_curves",
+    "confusion_matrix_plot", "tsne_panels", "iwae_curves", "rate_distortion_figure",
 ]
 
 CMAP = "gray_r"
@@ -326,4 +326,31 @@ def iwae_curves(curves: dict[str, dict], title: str = "How tight is the bound? I
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    return fig
+
+
+def rate_distortion_figure(points: dict, title: str = "Rate against distortion (validation split)"):
+    """Each point of ``rate_distortion`` at (rate, distortion), labelled with its KL weight, the FID of its
+    mixture samples and the 5-NN accuracy of its codes; the dotted lines are constant -ELBO (rate + distortion)."""
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    rates = np.array([p["rate"] for p in points.values()])
+    dists = np.array([p["distortion"] for p in points.values()])
+    best = float((rates + dists).min())
+    xs = np.linspace(0, rates.max() * 1.15, 2)
+    for offset in (0, 10, 20):
+        ax.plot(xs, best + offset - xs, ":", color="0.6", lw=1)
+    for p in points.values():
+        warm = bool(p["kl_warmup"])
+        ax.scatter(p["rate"], p["distortion"], s=50, marker="s" if warm else "o", color="C1" if warm else "C0",
+                   zorder=3)
+        ax.annotate(f"β = {p['beta']:g}{', warm-up' if warm else ''}\nFID {p['samples']['fid']:.0f} · "
+                    f"5-NN {p['knn_accuracy']:.0%}", (p["rate"], p["distortion"]), textcoords="offset points",
+                    xytext=(8, -22 if warm else 6), fontsize=8)
+    pad = 0.1 * (dists.max() - dists.min() + 1)
+    ax.set_xlim(0, rates.max() * 1.3)
+    ax.set_ylim(dists.min() - pad, dists.max() + 2 * pad)
+    ax.set_xlabel("rate: KL(q(z|x) || p(z)), nats per drawing")
+    ax.set_ylabel("distortion: −E log p(x|z), nats per drawing")
+    ax.set_title(title)
+    fig.tight_layout()
     return fig

@@ -3,8 +3,8 @@ that processes merging at once keep every section), finding a number in it by it
 headline numbers live.
 
 Results are nested data, model then sampler or metric (``beyond.samples["CNN-CNN VAE"]["mixture"]["fid"]``), written
-once by the notebook that computes them and read by the same paths by the report (helpers.report), the seed
-spread (helpers.seeds) and the notebooks. Keys hold no structure of their own: nothing splits a key again.
+once by the notebook that computes them and read by the same paths by the report (helpers.report.render), the seed
+spread (helpers.pipeline.reruns) and the notebooks. Keys hold no structure of their own: nothing splits a key again.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from .files import ROOT, atomic_write_json, locked, repo_path
 
 __all__ = ["HEADLINE", "JUDGED", "CLAIMS", "flatten_stats", "default_outputs", "read_metrics", "merge_metrics",
-           "lookup"]
+           "lookup", "spread_cell", "bits_per_dim"]
 
 # The headline numbers: dotted paths into the metrics, "*" standing for every key at that level (every model).
 HEADLINE = [
@@ -121,3 +121,16 @@ def lookup(metrics: dict, dotted: str):
         else:
             raise KeyError(f"results have no {dotted!r} (missing {part!r}): run the notebook that writes it")
     return node
+
+
+def bits_per_dim(nats_per_image: float, n_pixels: int = 784) -> float:
+    """A negative log-likelihood in nats per image (the unit of every likelihood in the results) as bits per
+    pixel: nats / (pixels x ln 2)."""
+    return nats_per_image / (n_pixels * math.log(2))
+
+
+def spread_cell(x: dict, key: str, spec: str) -> str:
+    """A sample metric of a record as "mean ± sd" over its draws (the sampling spread, ``<key>_sd``), or the single
+    value when there was one draw."""
+    sd = x.get(key + "_sd")
+    return format(x[key], spec) + ("" if sd is None else f" ± {format(sd, spec)}")

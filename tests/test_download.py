@@ -1,4 +1,4 @@
-"""helpers.download against a local HTTP server that serves generated QuickDraw-format class files.
+"""helpers.data.download against a local HTTP server that serves generated QuickDraw-format class files.
 
 The server (fixture ``server``) can honour Range requests, ignore them, cut a connection midway, or send
 more than was asked for, so every path of the downloader runs without the internet.
@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-import helpers.download as dl
-from helpers.data import CLASS_NAMES, FILES, DataError, load_quickdraw, write_synthetic_quickdraw
-from helpers.download import QUICKDRAW_BASE_URL, DownloadError, check_url, download_quickdraw, main
+import helpers.data.download as dl
+from helpers.data.download import QUICKDRAW_BASE_URL, DownloadError, check_url, download_quickdraw, main
+from helpers.data.quickdraw import CLASS_NAMES, FILES, DataError, load_quickdraw, write_synthetic_quickdraw
 
 N_ROWS = 60  # rows per served class file
 SEND_CHUNK = 16 * 1024
@@ -344,7 +344,7 @@ def test_cli_downloads_into_out_folder(server, tmp_path, capsys):
 
 def test_cli_reports_error_without_traceback(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "helpers.download", "--out", str(tmp_path / "qd"),
+        [sys.executable, "-m", "helpers.data.download", "--out", str(tmp_path / "qd"),
          "--base-url", "http://example.com/", "--no-progress"],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )

@@ -38,7 +38,7 @@ def test_a_class_without_codes_is_refused():
 @pytest.fixture
 def explorer():
     torch.manual_seed(0)
-    model = H.VAE(n_classes=5, class_prior=True)  # untrained: its drawings still depend on the code and class
+    model = H.build_vae(n_classes=5, class_prior=True)  # untrained: its drawings still depend on the code and class
     codes = np.random.default_rng(0).normal(size=(100, model.latent_dim)).astype(np.float32)
     labels = np.arange(100) % 5
     return model, codes, labels, H.latent_explorer(model, codes, labels, title="test: ")
@@ -72,14 +72,14 @@ def test_the_explorer_offers_its_drawing_as_a_png_to_viewers_without_widgets(exp
 
 def test_decode_code_gives_pixel_probabilities_of_one_drawing():
     torch.manual_seed(0)
-    image = H.decode_code(H.VAE(n_classes=5), np.zeros(32), 2)
+    image = H.decode_code(H.build_vae(n_classes=5), np.zeros(32), 2)
     assert image.shape == (28, 28) and image.dtype == np.float32
     assert 0 <= image.min() and image.max() <= 1
 
 
 def _conditional_vae():
     torch.manual_seed(0)
-    return H.VAE("cnn", latent_dim=6, n_classes=5).eval()
+    return H.build_vae("cnn", latent_dim=6, n_classes=5).eval()
 
 
 def test_a_traversal_row_is_one_direction_and_its_middle_drawing_is_the_class_mean_code():

@@ -1,6 +1,6 @@
-"""The learned priors (helpers.priors) and the autoregressive decoder (helpers.pixel): known answers, and the
-invariants the notebooks rely on (causality of the masked convolutions, a sampler that computes what the full
-forward computes, seeded draws, float32 on the device)."""
+"""The learned priors (helpers.models.priors) and the autoregressive decoder (helpers.models.pixelcnn): known
+answers, and the invariants the notebooks rely on (causality of the masked convolutions, a sampler that computes
+what the full forward computes, seeded draws, float32 on the device)."""
 
 import math
 
@@ -38,27 +38,29 @@ def test_mixture_prior_samples_have_the_mixtures_mean_and_a_seed_gives_the_same_
     with torch.no_grad():
         prior.means.copy_(torch.tensor([[-5.0, 0.0], [0.0, 5.0], [5.0, 0.0]]))
         prior.weight_logits.copy_(torch.log(torch.tensor([0.2, 0.3, 0.5])))
-    z = prior.sample(20000, torch.Generator().manual_seed(0))
+    z = prior.sample(20000, generator=torch.Generator().manual_seed(0))
     expected = torch.tensor([0.2 * -5 + 0.5 * 5, 0.3 * 5])
     assert torch.allclose(z.mean(0), expected, atol=0.1)
-    assert torch.equal(z, prior.sample(20000, torch.Generator().manual_seed(0)))
+    assert torch.equal(z, prior.sample(20000, generator=torch.Generator().manual_seed(0)))
 
 
 def test_vamp_prior_components_are_the_encoders_posteriors_at_the_pseudo_inputs():
-    model = H.VAE(prior="vamp", n_components=5)
-    mu, logvar, log_w = model.learned_prior.components(model.encoder)
-    mu_e, logvar_e = model.encoder(torch.sigmoid(model.learned_prior.pseudo_logits), None)
+    model = H.build_vae(prior="vamp", n_components=5)
+    mu, logvar, log_w = model.prior.components()
+    mu_e, logvar_e = model.encoder(torch.sigmoid(model.prior.pseudo_logits), None)
     assert torch.equal(mu, mu_e) and torch.equal(logvar, logvar_e)
     assert torch.allclose(log_w.exp().sum(), torch.tensor(1.0), atol=1e-6)
+    # The encoder is the VAE's own, held by reference: its weights are saved once, under encoder.*.
+    assert not any(k.startswith("prior.encoder") for k in model.state_dict())
     with pytest.raises(ValueError, match="encoder"):
-        model.learned_prior.components(None)
+        H.MixturePrior("vamp", 3, 32)
 
 
 def test_the_kl_estimate_of_a_one_component_standard_prior_averages_to_the_closed_form():
     """A mixture of one N(0, I) is N(0, I): the one-sample estimate log q - log p is unbiased for the closed form."""
-    model = H.VAE(prior="mog", n_components=1)
+    model = H.build_vae(prior="mog", n_components=1)
     with torch.no_grad():
-        model.learned_prior.means.zero_()
+        model.prior.means.zero_()
     mu, logvar = torch.full((20000, 32), 0.5), torch.full((20000, 32), -1.0)
     estimate = model.kl(mu, logvar).mean()
     exact = H.kl_to_standard_normal(mu[:1], logvar[:1]).sum()
@@ -68,10 +70,10 @@ def test_the_kl_estimate_of_a_one_component_standard_prior_averages_to_the_close
 @pytest.mark.parametrize("prior", ["mog", "vamp"])
 def test_a_learned_prior_trains_and_its_bounds_and_samples_work(prior):
     torch.manual_seed(0)
-    model = H.VAE(prior=prior, n_components=3)
+    model = H.build_vae(prior=prior, n_components=3)
     out = H.vae_loss(model, binary(8))
     out["loss"].backward()
-    assert model.learned_prior.parameters().__next__().grad is not None  # the prior is trained by the ELBO
+    assert next(model.prior.parameters()).grad is not None  # the prior is trained by the ELBO
     model.eval()
     elbo = H.vae_elbo(model, binary(6))
     assert len(elbo["kl_per_dim"]) == 1 and elbo["latent_dim"] == 32
@@ -82,15 +84,15 @@ def test_a_learned_prior_trains_and_its_bounds_and_samples_work(prior):
 
 def test_a_learned_prior_is_unconditional_and_named_ones_only():
     with pytest.raises(ValueError, match="unconditional"):
-        H.VAE(prior="vamp", n_components=3, n_classes=5)
+        H.build_vae(prior="vamp", n_components=3, n_classes=5)
     with pytest.raises(ValueError, match="prior must be one of"):
-        H.VAE(prior="flow", n_components=3)
+        H.build_vae(prior="flow", n_components=3)
     with pytest.raises(ValueError, match="n_components"):
-        H.VAE(prior="mog", n_components=0)
+        H.build_vae(prior="mog", n_components=0)
 
 
 def test_iwae_bound_under_an_ex_post_mixture_uses_its_density():
-    model = H.VAE().eval()
+    model = H.build_vae().eval()
     X = binary(5)
     codes = np.random.default_rng(0).standard_normal((200, 32))
     mixture = H.MixtureSampler(codes, 1, 0)
@@ -98,7 +100,7 @@ def test_iwae_bound_under_an_ex_post_mixture_uses_its_density():
     assert torch.allclose(mixture.log_prob(z).double(), torch.from_numpy(
         mixture.gmm.score_samples(z.reshape(-1, 32).double().numpy())).reshape(3, 4), atol=1e-4)
     # A density that is log N(0, I) gives the model's own bound.
-    standard = lambda z: H.priors.log_normal(z, torch.zeros_like(z), torch.zeros_like(z))  # noqa: E731
+    standard = lambda z: H.log_normal(z, torch.zeros_like(z), torch.zeros_like(z))  # noqa: E731
     assert H.iwae_bound(model, X, k=3, log_prior=standard) == pytest.approx(H.iwae_bound(model, X, k=3), abs=1e-4)
     assert H.iwae_bound(model, X, k=3, log_prior=mixture.log_prob) != pytest.approx(H.iwae_bound(model, X, k=3),
                                                                                     abs=1e-2)
@@ -152,7 +154,7 @@ def test_sampling_row_by_row_gives_the_logits_of_the_full_forward():
 
 def test_pixel_draws_are_seeded_binary_and_greedy_draws_are_the_most_probable_pixels():
     torch.manual_seed(0)
-    model = H.VAE(decoder="pixelcnn", binarize=True).eval()
+    model = H.build_vae(decoder="pixelcnn", binarize=True).eval()
     z = torch.randn(3, 32)
     a, b, c = model.decode(z, seed=1), model.decode(z, seed=1), model.decode(z, seed=2)
     assert torch.equal(a, b) and not torch.equal(a, c)
@@ -165,7 +167,7 @@ def test_pixel_draws_are_seeded_binary_and_greedy_draws_are_the_most_probable_pi
 
 def test_a_pixelcnn_vae_has_a_likelihood_bound_and_its_samples_no_mode_row():
     torch.manual_seed(0)
-    model = H.VAE(decoder="pixelcnn", binarize=True)
+    model = H.build_vae(decoder="pixelcnn", binarize=True)
     with torch.no_grad():  # a decoder that outputs logit 0 everywhere: every binary drawing costs 784 ln 2
         model.decoder.out.weight.zero_()
         model.decoder.out.bias.zero_()
@@ -178,16 +180,16 @@ def test_a_pixelcnn_vae_has_a_likelihood_bound_and_its_samples_no_mode_row():
 
 
 def test_an_autoregressive_decoder_needs_the_drawing_it_predicts_and_binary_drawings():
-    model = H.VAE(decoder="pixelcnn", binarize=True)
+    model = H.build_vae(decoder="pixelcnn", binarize=True)
     with pytest.raises(ValueError, match="give x"):
         model.decode_logits(torch.randn(2, 32))
     with pytest.raises(ValueError, match="binarize=True"):
-        H.VAE(decoder="pixelcnn")
+        H.build_vae(decoder="pixelcnn")
 
 
 def test_decode_samples_draws_the_pixels_of_each_draw_from_its_own_seed():
     torch.manual_seed(0)
-    model = H.VAE(decoder="pixelcnn", binarize=True).eval()
+    model = H.build_vae(decoder="pixelcnn", binarize=True).eval()
 
     class FixedCodes:  # the same codes for every seed: only the pixels' noise differs
         takes_classes, label, name = False, "fixed", "fixed"
@@ -202,10 +204,10 @@ def test_decode_samples_draws_the_pixels_of_each_draw_from_its_own_seed():
 
 def test_the_class_conditional_pixelcnn_vae_samples_its_class_prior():
     torch.manual_seed(0)
-    model = H.VAE(decoder="pixelcnn", binarize=True, n_classes=5, class_input="decoder", class_prior=True).eval()
+    model = H.build_vae(decoder="pixelcnn", binarize=True, n_classes=5, class_input="decoder", class_prior=True).eval()
     classes = torch.tensor([0, 3])
     z = model.sample_prior(2, classes, torch.Generator().manual_seed(0))
-    assert torch.allclose(z - model.prior_means.detach()[classes],
+    assert torch.allclose(z - model.prior.means.detach()[classes],
                           torch.randn(2, 32, generator=torch.Generator().manual_seed(0)), atol=1e-6)
     drawings, requested = H.decode_samples(model, H.PriorSampler(model), 5, seed=0)
     assert drawings.shape == (5, 1, 28, 28) and requested.tolist() == [0, 1, 2, 3, 4]

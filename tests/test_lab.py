@@ -33,7 +33,7 @@ import papermill
 import pytest
 from conftest import ROOT, child_env
 
-from helpers import runner
+from helpers.pipeline import runner
 
 pytestmark = pytest.mark.lab
 

@@ -30,7 +30,8 @@ from conftest import (
 from torch.overrides import TorchFunctionMode
 
 import helpers as H
-from helpers import devices, runner
+from helpers import devices
+from helpers.pipeline import runner
 
 # ---------------------------------------------------------------------------------------------------
 # MPS: no float64 tensor anywhere in evaluation (float64 arithmetic happens in NumPy, on the CPU)
@@ -57,9 +58,9 @@ def test_the_float64_guard_catches_a_double_on_a_tensor():
 @pytest.fixture(scope="module")
 def models(synthetic):
     torch.manual_seed(0)
-    return {"ae": H.CNNAutoencoder(), "vae": H.VAE("cnn", latent_dim=8),
-            "cvae": H.VAE("cnn", latent_dim=8, n_classes=5),
-            "cpvae": H.VAE("cnn", latent_dim=8, n_classes=5, class_input="none", class_prior=True),
+    return {"ae": H.CNNAutoencoder(), "vae": H.build_vae("cnn", latent_dim=8),
+            "cvae": H.build_vae("cnn", latent_dim=8, n_classes=5),
+            "cpvae": H.build_vae("cnn", latent_dim=8, n_classes=5, class_input="none", class_prior=True),
             "clf": H.Classifier()}
 
 
@@ -70,15 +71,13 @@ def test_no_evaluation_function_makes_a_float64_tensor(models, synthetic):
     with NoFloat64():
         H.reconstruction_mse(ae, X)
         H.mean_image_mse(X_train, X)
-        H.autoencoder_metrics(ae, ae, {"train_config": {"lr": 1e-3, "seed": 0, "steps": 1}, "steps": 1,
-                                       "batch_size": 1, "wall_time_s": 1.0, "images_per_s": 1.0, "device": "cpu"},
-                              X_train, X)
+        H.autoencoder_metrics(ae, ae, X_train, X)
         H.vae_bounds(vae, X, n_iwae=10, k=3)
         H.vae_bounds(cvae, X, y, n_iwae=10, k=3)
         H.iwae_bound(cpvae, X[:5], y[:5], k=3)
         feats, probs = H.classifier_outputs(clf, X)
         assert feats.dtype == probs.dtype == np.float64  # float64 in NumPy
-        H.generative_metrics(clf, H.prior_samples(vae, 20), X)
+        H.generative_metrics(clf, H.decode_samples(vae, H.PriorSampler(vae), 20)[0], X)
         H.conditional_accuracy(clf, cvae, n_per_class=2)
         H.memorisation(vae, X_train, X, n=3, n_test=5)
         H.interpolate(cvae, X[0], X[1], y_a=0, y_b=1)
@@ -103,14 +102,14 @@ def test_learned_priors_and_the_pixelcnn_decoder_make_no_float64_tensor(syntheti
     with NoFloat64():
         for spec in ({"prior": "vamp", "n_components": 3}, {"prior": "mog", "n_components": 3},
                      {"decoder": "pixelcnn", "binarize": True}):
-            model = H.VAE("cnn", latent_dim=8, **spec)
+            model = H.build_vae("cnn", latent_dim=8, **spec)
             H.vae_loss(model, X)["loss"].backward()
             model.eval()
             H.vae_bounds(model, H.model_inputs(model, X), n_iwae=3, k=2)
             H.iwae_bound(model, X[:3], k=2, log_prior=H.MixtureSampler(codes, 1).log_prob)
             H.decode_samples(model, H.PriorSampler(model), 3, seed=0)
-        cpixel = H.VAE("cnn", latent_dim=8, n_classes=5, class_input="decoder", class_prior=True, decoder="pixelcnn",
-                       binarize=True).eval()
+        cpixel = H.build_vae("cnn", latent_dim=8, n_classes=5, class_input="decoder", class_prior=True,
+                             decoder="pixelcnn", binarize=True).eval()
         H.vae_bounds(cpixel, H.binarize(X), y, n_iwae=3, k=2)
         H.decode_samples(cpixel, H.PriorSampler(cpixel), 3, seed=0)
 
@@ -381,7 +380,7 @@ def _text_calls_without_encoding(tree):
 
 def test_every_text_read_and_write_names_utf8():
     bad, seen = [], 0
-    for path in sorted([*ROOT.glob("helpers/*.py"), *ROOT.glob("tests/*.py"), *ROOT.glob("bench/*.py")]):
+    for path in sorted([*ROOT.glob("helpers/**/*.py"), *ROOT.glob("tests/*.py"), *ROOT.glob("bench/*.py")]):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         seen += sum(isinstance(n, ast.Call) for n in ast.walk(tree))
         bad += [f"{path.relative_to(ROOT)}:{n.lineno}" for n in _text_calls_without_encoding(tree)]
@@ -396,8 +395,8 @@ def test_the_report_renders_and_merges_without_the_locale_encoding(tmp_path):
               "warnings.filterwarnings('error', category=EncodingWarning, module=r'helpers\\b')\n"
               "import helpers as H\n"
               "H.merge_metrics(sys.argv[1], 'x', {'a · b': 1.5})\n"
-              "from helpers import report\n"
-              "sys.exit(report.main(['--metrics', sys.argv[1], '--template', sys.argv[2], '--out', sys.argv[3]]))\n")
+              "from helpers.report import render\n"
+              "sys.exit(render.main(['--metrics', sys.argv[1], '--template', sys.argv[2], '--out', sys.argv[3]]))\n")
     metrics, template, out = tmp_path / "m.json", tmp_path / "t.md", tmp_path / "out.md"
     template.write_text("± – · <!-- value:x.a · b:.1f -->?<!-- /value -->\n", encoding="utf-8")
     proc = subprocess.run([sys.executable, "-X", "warn_default_encoding", "-c", script, str(metrics), str(template),
@@ -449,7 +448,7 @@ def test_a_notebook_run_from_another_working_directory_finds_and_writes_the_same
 
 def test_ctrl_c_during_training_ends_with_one_line_and_a_checkpoint(synthetic_dir, tmp_path):
     env = child_env(QUICKDRAW_DIR=synthetic_dir)
-    cmd = [sys.executable, "-m", "helpers.runner", "--only", "02", "--quick", "--out", str(tmp_path / "out"),
+    cmd = [sys.executable, "-m", "helpers.pipeline.runner", "--only", "02", "--quick", "--out", str(tmp_path / "out"),
            "--runs-dir", str(tmp_path / "runs")]
     # A session of its own, as a terminal's foreground job is a process group; SIGINT as a terminal sends it.
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -28,8 +28,8 @@ import torch
 from conftest import ROOT, child_env  # noqa: E402
 
 import helpers as H
-from helpers import runner
-from helpers.runner import ParameterError
+from helpers.pipeline import runner
+from helpers.pipeline.runner import ParameterError
 
 PROTECTED = [ROOT / "figures", ROOT / "results"]  # what `make reproduce` would write
 
@@ -311,7 +311,7 @@ def _keyword(call, name):
 def test_every_torch_load_and_np_load_in_helpers_refuses_pickles():
     found = {"torch": 0, "numpy": 0}
     bad = []
-    for path in sorted((ROOT / "helpers").glob("*.py")):
+    for path in sorted((ROOT / "helpers").rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         for call in _loads(tree, "torch", "load"):
             found["torch"] += 1

@@ -24,7 +24,7 @@ from scipy.stats import multivariate_normal
 from torch import nn
 
 import helpers as H
-from helpers.quality import classifier_outputs
+from helpers import classifier_outputs
 
 # ---------------------------------------------------------------------------------------------------
 # split_validation
@@ -148,7 +148,7 @@ def test_prior_sampler_of_a_class_prior_vae_centres_each_class_on_its_prior_mean
     model = small_vae(n_classes=5, class_prior=True)
     classes = torch.arange(5000) % 5
     z = H.PriorSampler(model).sample(5000, classes, seed=0)
-    means = model.prior_means.detach()
+    means = model.prior.means.detach()
     assert float((means[:, None] - means[None]).norm(dim=2).max()) > 3, "the class means are far apart"
     for c in range(5):  # 1000 draws per class: standard errors 0.03 (means) and 0.02 (standard deviations)
         zc = z[classes == c]
@@ -373,14 +373,14 @@ class ToyCVAE(nn.Module):
         mu = torch.stack([k, torch.zeros_like(k)], 1)
         return mu, torch.zeros_like(mu)
 
-    def prior_mean(self, z, y=None):
+    def class_mean(self, z, y=None):
         return torch.zeros_like(z) if self.prior_means is None else self.prior_means[y].expand_as(z)
 
     def sample_prior(self, n, y=None, generator=None):
         z = torch.randn(n, self.latent_dim, generator=generator)
         return z if self.prior_means is None else z + self.prior_means[y]
 
-    def decode(self, z, y=None):
+    def decode(self, z, y=None, seed=0):
         self.decoded.append((z.clone(), y))
         if self.draws == "label":
             classes = y
@@ -390,7 +390,7 @@ class ToyCVAE(nn.Module):
             classes = torch.randint(5, (len(z),), generator=self.generator)
         return block_drawings(classes)
 
-    def decode_logits(self, z, y=None):  # marks the model as a VAE for helpers.inference
+    def decode_logits(self, z, y=None):  # marks the model as a VAE for helpers.evaluation.inference
         return torch.logit(self.decode(z, y), eps=1e-6)
 
 
@@ -510,12 +510,3 @@ def test_choose_components_says_when_no_candidate_fits():
     codes = np.random.default_rng(1).normal(size=(6, 2))
     k, scores = H.choose_components(codes, codes, candidates=(1, 2, 5), train_labels=labels, val_labels=labels)
     assert set(scores) == {1, 2} and k in (1, 2)
-
-
-def test_prior_and_conditional_samples_are_the_prior_sampler_decoded():
-    """One way to sample a model: the convenience functions draw what PriorSampler and decode_samples draw."""
-    vae = small_vae(n_classes=5, class_prior=True, class_input="none")
-    samples, requested = H.conditional_samples(vae, 3, seed=4)
-    again, classes = H.decode_samples(vae, H.PriorSampler(vae), 15, seed=4, classes=requested)
-    assert torch.equal(samples, again) and torch.equal(requested, classes)
-    assert torch.equal(H.prior_samples(vae, 7, seed=2), H.decode_samples(vae, H.PriorSampler(vae), 7, seed=2)[0])

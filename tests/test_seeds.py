@@ -8,7 +8,7 @@ import sys
 import pytest
 from conftest import ROOT, child_env
 
-from helpers import seeds as S
+from helpers.pipeline import reruns as S
 from helpers.results import read_metrics
 
 
@@ -78,7 +78,7 @@ def test_write_seeds_names_the_missing_run_and_writes_nothing(tmp_path):
 
 RUN_SEEDS = """
 import json, sys
-from helpers import seeds as S
+from helpers.pipeline import reruns as S
 ran = S.run_seeds(json.loads(sys.argv[1]), "tiny", runs_dir=sys.argv[2], log_output=False, notebooks=["03"])
 print(json.dumps({str(k): list(v) for k, v in ran.items()}))
 """

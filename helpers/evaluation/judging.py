@@ -1,0 +1,201 @@
+"""What a VAE's samples and relabelled drawings are worth, as the judge (the evaluation classifier) sees them:
+FID, Inception-style score and class accuracy of a sampler's drawings and of reconstructions (the bound no
+sampler of that decoder passes), the class accuracy of a conditional VAE's prior samples, label adherence, and
+a copy check against the training drawings. The maths is in ``helpers.evaluation.sample_quality``; the samples come from
+``helpers.evaluation.samplers``."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.quickdraw import random_subset
+from ..results import spread_cell
+from .inference import evaluating, is_conditional
+from .reconstruction import reconstruct
+from .sample_quality import class_scores, classifier_outputs, generative_metrics, nearest_training
+from .samplers import PriorSampler, class_rows, decode_samples
+
+__all__ = ["DRAW_SEED_STEP", "SPREAD_KEYS", "draw_seeds", "over_draws", "mode_of", "sampler_metrics",
+           "sample_line", "sample_table", "real_reference", "reconstruction_metrics", "conditional_accuracy",
+           "relabel", "relabel_rows",
+           "label_adherence", "memorisation"]
+
+
+# Repeated draws of one sampler use seeds seed, seed + 1000, ...: apart from the seed + 1 of validation draws.
+DRAW_SEED_STEP = 1000
+SPREAD_KEYS = ("fid", "kid", "inception_score", "class_accuracy")  # the numbers that get a sampling spread
+
+
+def draw_seeds(seed: int, repeats: int) -> list[int]:
+    """The seeds of ``repeats`` independent draws of one sampler, the first of them ``seed``."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
+    return [seed + DRAW_SEED_STEP * r for r in range(repeats)]
+
+
+def over_draws(draws: list[dict]) -> dict:
+    """``generative_metrics`` of repeated draws (same model, sampler, judge and N) in one record: each number of
+    ``SPREAD_KEYS`` is the mean over the draws, with its sample standard deviation in ``<key>_sd`` (None for a
+    single draw); the class histogram and confusion matrix are summed over the draws, ``draws`` counts them."""
+    out = dict(draws[0])
+    for key in SPREAD_KEYS:
+        if key in out:
+            values = np.array([d[key] for d in draws], dtype=np.float64)
+            out[key], out[key + "_sd"] = float(values.mean()), float(values.std(ddof=1)) if len(draws) > 1 else None
+    for key in ("class_histogram", "confusion"):
+        if key in out:
+            out[key] = np.sum([d[key] for d in draws], axis=0).tolist()
+    if "confusion" in out:
+        confusion = np.asarray(out["confusion"])
+        out["per_class"] = (np.diag(confusion) / np.maximum(confusion.sum(1), 1)).tolist()
+    return {**out, "draws": len(draws)}
+
+
+def mode_of(probs: torch.Tensor) -> torch.Tensor:
+    """The most probable binary drawing under a factorized Bernoulli decoder: each pixel's mode (p > 0.5)."""
+    return (probs > 0.5).to(probs.dtype)
+
+
+def _judged(clf: nn.Module, drawings: list[tuple[torch.Tensor, object]], ref_features: np.ndarray) -> dict:
+    """``over_draws`` of the drawings as decoded (pixel probabilities, the decoder's mean), and under "mode"
+    of the same drawings at each pixel's mode. Binary drawings (an autoregressive decoder's draws) are their own
+    mode: they get no "mode" record."""
+    mean = over_draws([generative_metrics(clf, x, None, ref_features, requested=c) for x, c in drawings])
+    if all(bool(((x == 0) | (x == 1)).all()) for x, _ in drawings):
+        return mean
+    mode = over_draws([generative_metrics(clf, mode_of(x), None, ref_features, requested=c) for x, c in drawings])
+    return {**mean, "mode": mode}
+
+
+def sampler_metrics(clf: nn.Module, model: nn.Module, sampler, n: int, ref_features: np.ndarray,
+                    seed: int = 0, repeats: int = 1) -> dict:
+    """FID and KID against the reference features, Inception-style score and, with requested classes, the
+    classifier's accuracy on them, for ``repeats`` independent draws of ``n`` decoded samples (``over_draws``:
+    the mean and the sampling spread); under "mode" the same for the same codes decoded to each pixel's mode.
+    ``sampler`` names the sampler."""
+    drawings = [decode_samples(model, sampler, n, s) for s in draw_seeds(seed, repeats)]
+    return {"sampler": sampler.label, **_judged(clf, drawings, ref_features)}
+
+
+def sample_line(label: str, m: dict) -> str:
+    """One line of a sample table: FID, KID and Inception-style score as mean ± sd over the draws, the
+    class accuracy where classes were requested, and the FID and KID of the mode-decoded drawings."""
+    line = (f"{label:44s} FID {spread_cell(m, 'fid', '.1f')}  KID {spread_cell(m, 'kid', '.1f')}  "
+            f"IS {m['inception_score']:.2f}")
+    if m.get("class_accuracy") is not None:
+        line += f"  class {m['class_accuracy']:.1%}"
+    if "mode" in m:
+        line += f"  | mode: FID {m['mode']['fid']:.1f}, KID {m['mode']['kid']:.1f}"
+    return line
+
+
+def sample_table(results: dict) -> str:
+    """``sample_line`` of every {label: metrics} of ``results``, with the N and number of draws."""
+    first = next(iter(results.values()))
+    head = f"N = {first['n']} per draw, {first['draws']} draws, {first['feature_dim']}-d judge features"
+    return "\n".join([head, *(sample_line(label, m) for label, m in results.items())])
+
+
+def real_reference(clf: nn.Module, X: torch.Tensor, n: int, ref_features: np.ndarray, seed: int = 0,
+                   repeats: int = 1, y=None) -> dict:
+    """What real drawings score against the reference at the samples' N: ``repeats`` random subsets of ``n``
+    drawings of X (the training split) in place of samples (their classes ``y`` as the requested ones), and
+    under "mode" the same drawings binarized at 0.5, the reference of mode-decoded samples."""
+    drawings = []
+    for s in draw_seeds(seed, repeats):
+        idx = random_subset(torch.arange(len(X)), n, s)  # the drawings helpers.random_subset(X, n, s) picks
+        drawings.append((X[idx.to(X.device)].float().cpu(), None if y is None else np.asarray(y.cpu())[idx.numpy()]))
+    return {"sampler": "real training drawings (reference)", **_judged(clf, drawings, ref_features)}
+
+
+def reconstruction_metrics(clf: nn.Module, model: nn.Module, X: torch.Tensor, y: torch.Tensor,
+                           ref_features: np.ndarray) -> dict:
+    """What any sampler of this decoder could reach at best: FID, KID, Inception-style score and class accuracy
+    of the decoded posterior means of real drawings X (labels y; given to a conditional model), and under "mode"
+    of the same decodes at each pixel's mode."""
+    recon = reconstruct(model, X, y=y if is_conditional(model) else None)
+    return {"sampler": "test reconstructions (bound)",
+            **_judged(clf, [(recon, np.asarray(y.cpu()))], ref_features)}
+
+
+def conditional_accuracy(clf: nn.Module, model: nn.Module, n_per_class: int = 200, n_classes: int = 5,
+                         seed: int = 0) -> dict:
+    """How often the classifier recognizes the requested class in drawings sampled from a conditional
+    VAE's prior (``PriorSampler``, decoded ``n_per_class`` times with each class in turn).
+
+    Returns ``accuracy``, ``per_class`` (n_classes floats), ``confusion`` (rows = requested class,
+    columns = predicted class, counts) and ``n_per_class``."""
+    if not is_conditional(model):
+        raise ValueError("conditional_accuracy needs a conditional VAE (n_classes > 0), "
+                         f"got {type(model).__name__} with n_classes={getattr(model, 'n_classes', None)}")
+    if model.n_classes != n_classes:
+        raise ValueError(f"n_classes={n_classes} but the model has n_classes={model.n_classes}")
+    if n_per_class < 1:
+        raise ValueError(f"n_per_class must be positive, got {n_per_class}")
+    requested = class_rows(n_per_class, model.n_classes)
+    samples = decode_samples(model, PriorSampler(model), len(requested), seed, classes=requested)[0]
+    scores = class_scores(classifier_outputs(clf, samples)[1], requested, n_classes)
+    return {"accuracy": scores["class_accuracy"], "per_class": scores["per_class"], "confusion": scores["confusion"],
+            "n_per_class": int(n_per_class)}
+
+
+def relabel(model: nn.Module, X: torch.Tensor, y: torch.Tensor, new: torch.Tensor, means=None) -> torch.Tensor:
+    """Decode each drawing of X (encoded with its own class y) as the class ``new``: its posterior mean,
+    moved by the difference of the prior means (zero for a N(0, I) prior), decoded with the new class. With
+    ``means`` (C, D), e.g. the class means of the training codes (``helpers.class_means``), the code is moved by
+    their difference instead: class arithmetic, from the drawing's class's mean code to the new class's."""
+    device = next(model.parameters()).device
+    X, y, new = X.to(device), y.to(device), new.to(device)
+    with evaluating(model):
+        mu, _ = model.encode(X, y)
+        if means is None:
+            z = mu - model.class_mean(mu, y) + model.class_mean(mu, new)
+        else:
+            means = torch.as_tensor(np.asarray(means), dtype=mu.dtype, device=device)
+            z = mu - means[y] + means[new]
+        return model.decode(z, new).float().cpu()
+
+
+def relabel_rows(model: nn.Module, X: torch.Tensor, y: torch.Tensor, means=None) -> torch.Tensor:
+    """For each drawing, a row: the drawing, then ``relabel`` as each class in turn; (k * (1 + C), 1, 28, 28)."""
+    C, k = model.n_classes, len(X)
+    as_each = relabel(model, X.repeat_interleave(C, 0), y.repeat_interleave(C), torch.arange(C).repeat(k), means)
+    return torch.cat([X.cpu()[:, None], as_each.reshape(k, C, 1, 28, 28)], dim=1).reshape(-1, 1, 28, 28)
+
+
+def label_adherence(clf: nn.Module, model: nn.Module, X: torch.Tensor, y, batch_size: int = 500, means=None) -> dict:
+    """How often a conditional VAE follows a changed label: every drawing of X is decoded (``relabel``, with
+    ``means`` for class arithmetic) as each class other than its own, and the classifier judges the result.
+    Returns ``adherence`` (the fraction classified as the new class; 1 for a model that draws what its label says,
+    near chance for one that ignores it), ``kept_original`` (the fraction still classified as the drawing's own
+    class) and ``n`` (relabelled drawings)."""
+    if not is_conditional(model):
+        raise ValueError("label_adherence needs a conditional VAE (n_classes > 0)")
+    y = torch.as_tensor(np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)).long()
+    n_classes, shifts = model.n_classes, model.n_classes - 1
+    # Every drawing once as each other class: shift by shift, all in one sequence of batches.
+    idx = torch.arange(len(X)).repeat(shifts)
+    old = y[idx]
+    new = (old + torch.arange(1, n_classes).repeat_interleave(len(X))) % n_classes
+    hits = kept = 0
+    for start in range(0, len(idx), batch_size):
+        sl = slice(start, start + batch_size)
+        pred = classifier_outputs(clf, relabel(model, X[idx[sl].to(X.device)], old[sl], new[sl], means))[1].argmax(1)
+        hits += int((pred == new[sl].numpy()).sum())
+        kept += int((pred == old[sl].numpy()).sum())
+    total = len(idx)
+    return {"adherence": hits / total, "kept_original": kept / total, "n": total}
+
+
+def memorisation(model: nn.Module, X_train: torch.Tensor, X_test: torch.Tensor, n: int = 10, n_test: int = 200,
+                 seed: int = 1) -> tuple[torch.Tensor, np.ndarray, np.ndarray, dict]:
+    """A copy check: ``n`` prior samples (seeded with ``seed``), the index and L2 distance of each one's
+    nearest training drawing, and the medians of those distances for the samples and for the first
+    ``n_test`` real test drawings (a copying model would put its samples much nearer than real drawings)."""
+    samples = decode_samples(model, PriorSampler(model), n, seed)[0]
+    idx, dist = nearest_training(samples, X_train)
+    test_dist = nearest_training(X_test[:n_test], X_train)[1]
+    return samples, idx, dist, {"median_nn_distance_samples": float(np.median(dist)),
+                                "median_nn_distance_test": float(np.median(test_dist))}

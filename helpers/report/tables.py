@@ -1,0 +1,472 @@
+"""The tables of report.md (and README.md): each a function of the results (helpers.results) that returns a
+Markdown table, named in ``TABLES`` by the name of its ``<!-- table:NAME -->`` marker (rendered by
+helpers.report.render).
+A cell shows the run's number and, once `make seeds` has run, the seeds' mean ± sd; sample metrics also show
+their sampling spread over repeated draws."""
+
+from __future__ import annotations
+
+from ..results import CLAIMS, bits_per_dim, flatten_stats, lookup, spread_cell
+from ..studies.registry import runs_of
+
+__all__ = ["TABLES", "TARGETS", "SAMPLE_HEADER", "md_table", "pct_cell", "sample_cells", "sample_note",
+           "sample_rows", "best_rows"]
+
+
+def md_table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def _cell(m: dict, path: str, spec: str) -> str:
+    """The seed-0 value at ``path`` formatted with ``spec``, followed, when ``make seeds`` has run, by the mean
+    and standard deviation over the seeds, and by n where fewer seeds than the section's have the number."""
+    return format(lookup(m, path), spec) + _seed_bracket(m, path, spec)
+
+
+def _seed_bracket(m: dict, path: str, spec: str) -> str:
+    """" (mean ± sd over the seeds[, n=...])" of the number at ``path``, or "" before ``make seeds``."""
+    try:
+        stats = lookup(m, "seeds.stats." + path)
+    except KeyError:
+        return ""
+    if stats["n"] < 2:
+        return ""
+    fewer = f", n={stats['n']}" if stats["n"] < len(m["seeds"]["seeds"]) else ""
+    return f" ({format(stats['mean'], spec)} ± {format(stats['sd'], spec.lstrip('+'))}{fewer})"
+
+
+def _spread_note(m: dict) -> str:
+    """What a table cell's bracket means, for a table's header; empty before ``make seeds``."""
+    return f" (mean ± sd over {len(m['seeds']['seeds'])} seeds)" if "seeds" in m else ""
+
+
+def table_seeds(m: dict) -> str:
+    """The report's comparisons, seed by seed (helpers.results.CLAIMS)."""
+    rows = []
+    for name, chain in CLAIMS.items():
+        c = m["seeds"]["claims"][name]
+        rows.append([" < ".join(f"`{p}`" for p in chain), f"{c['holds']} of {c['n']}",
+                     ", ".join(map(str, c["fails_in_seeds"])) or "–"])
+    return md_table(["comparison (lower first)", "holds in seeds", "fails in seed"], rows)
+
+
+def table_judge_claims(m: dict) -> str:
+    """The report's comparisons that the judge decides, under each judge (seed 0's models; helpers.pipeline.reruns)."""
+    rows = []
+    for name, c in m["judges"]["claims"].items():
+        chain = CLAIMS[name]
+        if c["n"]:
+            rows.append([" < ".join(f"`{p}`" for p in chain), f"{c['holds']} of {c['n']}",
+                         ", ".join(map(str, c["fails_in_seeds"])) or "–"])
+    return md_table(["comparison (lower first)", "holds under judges", "fails under judge"], rows)
+
+
+def table_judges(m: dict) -> str:
+    """Both spreads of the numbers a judge gives: over judges (seed 0's models scored by evaluation classifiers of
+    several seeds) and over seeds (each seed's models scored by the one judge)."""
+    judged = {p: x for p, x in flatten_stats(m["judges"]["stats"]).items()
+              if p.split(".")[-1] in ("fid", "class_accuracy", "accuracy", "adherence") and ".mode." not in p}
+    seeds = flatten_stats(m["seeds"]["stats"]) if "seeds" in m else {}
+
+    def spread(stats: dict | None, spec: str) -> str:
+        if not stats or stats["sd"] is None:
+            return "–"
+        return f"{format(stats['mean'], spec)} ± {format(stats['sd'], spec)}"
+
+    rows = []
+    for path, x in judged.items():
+        spec = ".1f" if path.endswith("fid") else ".1%"
+        rows.append([f"`{path}`", format(x["seed0"], spec), spread(x, spec), spread(seeds.get(path), spec)])
+    n_judges, n_seeds = len(m["judges"]["judges"]), len(m["seeds"]["seeds"]) if "seeds" in m else 0
+    return md_table(["number", "the report's (judge 0, seed 0)", f"over {n_judges} judges (seed 0's models)",
+                     f"over {n_seeds} seeds (judge 0)"], rows)
+
+
+LITERATURE = [  # dynamically binarized MNIST, test NLL by IWAE with k = 5,000 (Burda et al., 2016, Table 1)
+    ("VAE, 1 stochastic layer (Burda et al., 2016), binarized MNIST", 86.76),
+    ("IWAE, k = 50, 1 stochastic layer (Burda et al., 2016), binarized MNIST", 84.78),
+]
+
+
+def table_likelihood(m: dict) -> str:
+    """The binarized VAE's test bounds and NLL in nats and bits per dimension, beside the literature's binarized-MNIST
+    numbers (context, not a like-for-like comparison: other drawings)."""
+    b = m["likelihood"]["binarized"]
+    rows = [[f"{b['label']} (this report: binarized QuickDraw sample, {b['nll_n']} test drawings)",
+             f"{b['neg_elbo']:.2f}", f"{b['iwae']:.2f}", f"{b['nll']:.2f}", f"{bits_per_dim(b['nll']):.4f}",
+             f"{b['active_units']} / {b.get('latent_dim', len(b['kl_per_dim']))}"]]
+    rows += [[name, "–", "–", f"{nll:.2f}", f"{bits_per_dim(nll):.4f}", "–"] for name, nll in LITERATURE]
+    k = m["likelihood"]["settings"]["iwae_k"]
+    return md_table(["model", "test -ELBO", f"IWAE (k={k})", f"test NLL (IWAE, k={b['nll_k']:,})", "bits/dim",
+                     "active units"], rows)
+
+
+def table_iwae_curve(m: dict) -> str:
+    """The IWAE bound against k of each VAE (mean ± sd over repeated estimates), and its fall from k = 1."""
+    curves, binarized = m["likelihood"]["curves"], m["likelihood"]["binarized"]["label"]
+    floor = m["likelihood"]["entropy_floor_curve"]  # of the curve's grey drawings; 0 for their binarized copies
+    ks = sorted(next(iter(curves.values())), key=int)
+    rows = [[label, *(f"{c[k]['mean']:.2f} ± {c[k]['sd']:.2f}" for k in ks),
+             f"{c[ks[0]]['mean'] - c[ks[-1]]['mean']:.2f}",
+             f"{c[ks[-1]]['mean'] - (0.0 if label == binarized else floor):.1f}"] for label, c in curves.items()]
+    return md_table(["model", *(f"k = {int(k):,}" for k in ks), f"fall from k = 1 to {int(ks[-1]):,}",
+                     f"k = {int(ks[-1]):,} above the floor"], rows)
+
+
+def table_arithmetic_adherence(m: dict) -> str:
+    """Label adherence of both ways of changing a drawing's class (notebook 08)."""
+    rows = [[a["label"], pct_cell(a["adherence"]), pct_cell(a["kept_original"]), f"{a['n']:,}"]
+            for a in m["latent_arithmetic"]["adherence"].values()]
+    return md_table(["model, how the class is changed", "label adherence", "still the original class",
+                     "relabelled test drawings"], rows)
+
+
+def table_precision(m: dict) -> str:
+    """The headline numbers of the fp32 run beside those of the rerun at another precision (helpers.pipeline.reruns)."""
+    p = m["precision"]
+    other = p["precision"]
+    rows = []
+
+    def walk(node, path):
+        if isinstance(node, dict) and "fp32" in node:
+            spec = ".4f" if abs(node["fp32"]) < 1 else ".2f"
+            change = "–" if node["change"] is None else f"{node['change']:+.2%}"
+            rows.append([f"`{'.'.join(path)}`", format(node["fp32"], spec), format(node[other], spec), change])
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, path + [key])
+
+    walk({k: v for k, v in p.items() if k not in ("precision", "budget")}, [])
+    return md_table(["number", "fp32", other, "change"], rows)
+
+
+def table_bench(m: dict) -> str:
+    """Training throughput from `make bench` (medians, images/s): our loop against a plain one, fp32 and bf16."""
+    rows = [[name, f"{r['plain fp32']:.0f}", f"{r['ours fp32']:.0f}", f"{r['ours fp32'] / r['plain fp32']:.2f}",
+             f"{r['ours bf16']:.0f}", f"{r['ours bf16'] / r['ours fp32']:.2f}"]
+            for name, r in m["bench"]["rates"].items()]
+    return md_table(["model", "plain loop, fp32", "our loop, fp32", "ours/plain", "our loop, bf16", "bf16/fp32"], rows)
+
+
+def table_data(m: dict) -> str:
+    d = m["data"]
+    rows = [[name, d["train_per_class"][i], d["test_per_class"][i], f"{d['ink_fraction_mean_per_class'][i]:.3f}"]
+            for i, name in enumerate(d["class_names"])]
+    rows.append(["**all**", d["n_train"], d["n_test"], f"{d['ink_fraction_mean']:.3f}"])
+    return md_table(["class", "train", "test", "mean fraction of lit pixels (train)"], rows)
+
+
+def table_md5(m: dict) -> str:
+    return md_table(["file", "md5"], [[f"`{k}`", f"`{v}`"] for k, v in sorted(m["data"]["md5"].items())])
+
+
+def table_autoencoders(m: dict) -> str:
+    """Every registered autoencoder that the results hold (a newly registered one appears after its notebook ran)."""
+    rows = []
+    for run in (run for run in runs_of("autoencoder") if run.name in m):
+        a = m[run.name]
+        rows.append([run.label, f"{a['params']:,}", a["latent_dim"], f"{a['steps']:,}",
+                     _cell(m, f"{run.name}.test_mse", ".4f"),
+                     f"{a['train_mse']:.4f}", f"{a['untrained_test_mse']:.4f}", f"{a['mean_image_test_mse']:.4f}",
+                     _minutes(a["wall_time_s"]), f"{a['images_per_s']:.0f}"])
+    return md_table(["model", "parameters", "latent", "steps", "test MSE" + _spread_note(m), "train MSE",
+                     "untrained test MSE", "mean-image test MSE", "training time", "images/s"], rows)
+
+
+def table_vae_bounds(m: dict) -> str:
+    """The VAE bounds, each also as its excess over the data's entropy floor (``helpers.entropy_floor``, the part
+    no Bernoulli decoder can remove from a grayscale target) and in bits per dimension (nats / (784 ln 2))."""
+    v, floor = m["vae"], m["data"].get("entropy_floor_test")
+    k = v["settings"]["iwae_k"]
+
+    def excess_and_bits(x: dict) -> list[str]:
+        bits = f"{bits_per_dim(x['neg_elbo']):.3f} / {bits_per_dim(x['iwae']):.3f}"
+        return ["–" if floor is None else f"{x['neg_elbo'] - floor:.1f} / {x['iwae'] - floor:.1f}", bits]
+
+    rows = [[label, _cell(m, f"vae.models.{label}.neg_elbo", ".2f"), f"{x['rec']:.2f}", f"{x['kl']:.2f}",
+             _cell(m, f"vae.models.{label}.iwae", ".2f"), *excess_and_bits(x),
+             f"{x['active_units']} / {v['settings']['latent_dim']}", f"{x['params']:,}", _minutes(x["wall_time_s"])]
+            for label, x in v["models"].items()]
+    return md_table(["model", "test -ELBO" + _spread_note(m), "reconstruction", "KL", f"IWAE bound (k={k})",
+                     "above the floor (-ELBO / IWAE)", "bits/dim (-ELBO / IWAE)", "active units", "parameters",
+                     "training time"], rows)
+
+
+def sample_cells(m: dict, path: str, x: dict) -> list[str]:
+    """FID (± its sampling spread, then the seeds' mean ± sd), KID (± its sampling spread), and the same two of the
+    mode-decoded drawings: the cells of one row of a sample table, for the metrics ``x`` found at ``path``."""
+    cells = [spread_cell(x, "fid", ".1f") + _seed_bracket(m, f"{path}.fid", ".1f"), spread_cell(x, "kid", ".1f")]
+    mode = x.get("mode")
+    return cells + (["–", "–"] if mode is None else [spread_cell(mode, "fid", ".1f"), spread_cell(mode, "kid", ".1f")])
+
+
+SAMPLE_HEADER = ["FID vs test (± sd over the draws)", "KID vs test", "mode: FID", "mode: KID"]
+
+
+def sample_note(m: dict, x: dict) -> str:
+    """N per draw × draws: what the "± sd" of a sample row is taken over."""
+    return f"{x['n']} × {x.get('draws', 1)}"
+
+
+def table_vae_samples(m: dict) -> str:
+    v = m["vae"]
+    ref = v["reference_real"]
+    rows = [["real training drawings (reference)", *sample_cells(m, "vae.reference_real", ref),
+             f"{ref['inception_score']:.2f}", sample_note(m, ref)]]
+    rows += [[label, *sample_cells(m, f"vae.models.{label}", x), f"{x['inception_score']:.2f}", sample_note(m, x)]
+             for label, x in v["models"].items()]
+    return md_table(["samples", SAMPLE_HEADER[0] + _spread_note(m), *SAMPLE_HEADER[1:], "Inception-style score (1-5)",
+                     "N × draws"], rows)
+
+
+def table_conditional(m: dict) -> str:
+    c = m["vae"]["conditional_accuracy"]
+    names = m["data"]["class_names"]
+    rows = [[names[i], f"{a:.3f}"] for i, a in enumerate(c["per_class"])]
+    rows.append(["**all**", _cell(m, "vae.conditional_accuracy.accuracy", ".3f")])
+    return md_table(["requested class", f"classifier accuracy ({c['n_per_class']} samples per class)"
+                     + _spread_note(m)], rows)
+
+
+def table_latent(m: dict) -> str:
+    rows = [[label, x["dim"], _cell(m, f"latent.models.{label}.knn5_accuracy", ".3f"),
+             _cell(m, f"latent.models.{label}.silhouette", "+.3f")] for label, x in m["latent"]["models"].items()]
+    return md_table(["model", "latent dim", "5-NN accuracy (test by train)" + _spread_note(m), "silhouette (classes)"],
+                    rows)
+
+
+def table_timings(m: dict) -> str:
+    t = m["timings"]
+    rows = [[f"`{name}.ipynb`", _minutes(s)] for name, s in sorted(t.items())]
+    rows.append(["**total**", _minutes(sum(t.values()))])
+    return md_table(["notebook", "wall time"], rows)
+
+
+def pct_cell(x) -> str:
+    return "–" if x is None else f"{x:.1%}"
+
+
+SAMPLER_ORDER = ("prior", "mixture", "class mixture", "reconstructions")  # within a model, in this order
+
+
+def sample_rows(m: dict, label: str, path: str, samples: dict) -> list[list]:
+    """One row per sampler of one model: ``samples`` is {sampler: metrics}, found at ``path`` in the results."""
+    rows = []
+    for sampler in sorted(samples, key=SAMPLER_ORDER.index):
+        x = samples[sampler]
+        accuracy = "–" if x.get("class_accuracy") is None else _cell(m, f"{path}.{sampler}.class_accuracy", ".1%")
+        rows.append([f"{label} · {x['sampler']}", *sample_cells(m, f"{path}.{sampler}", x),
+                     f"{x['inception_score']:.2f}", accuracy, sample_note(m, x)])
+    return rows
+
+
+def table_beyond_samples(m: dict) -> str:
+    b = m["beyond"]
+    ref = b["reference_real"]
+    rows = [[ref["sampler"], *sample_cells(m, "beyond.reference_real", ref), f"{ref['inception_score']:.2f}",
+             pct_cell(ref.get("class_accuracy")), sample_note(m, ref)]]
+    rows += [row for label in sorted(b["samples"])
+             for row in sample_rows(m, label, f"beyond.samples.{label}", b["samples"][label])]
+    rows += [row for key in sorted(b["conditional"])
+             for row in sample_rows(m, f"conditional, {b['conditional'][key]['label']}",
+                                     f"beyond.conditional.{key}.samples", b["conditional"][key]["samples"])]
+    return md_table(["model · sampler", SAMPLE_HEADER[0] + _spread_note(m), *SAMPLE_HEADER[1:],
+                     "Inception-style score", "requested class" + _spread_note(m), "N × draws"], rows)
+
+
+def table_beyond_mixtures(m: dict) -> str:
+    rows = []
+    for label, x in m["beyond"]["unconditional"].items():
+        k, kc = x["mixture_components"], x["class_mixture_components"]
+        rows.append([label, f"{x['val_neg_elbo']:.1f}", k, f"{x['val_loglik'][str(k)]:.1f}", kc,
+                     f"{x['val_loglik_per_class'][str(kc)]:.1f}"])
+    return md_table(["VAE", "validation -ELBO", "mixture: components", "validation log-lik (nats/code)",
+                     "class mixture: components per class", "validation log-lik (nats/code)"], rows)
+
+
+def table_beyond_candidates(m: dict) -> str:
+    b = m["beyond"]
+    rows = [[("**" + x["label"] + "** (chosen)") if name == b["chosen"] else x["label"], f"{x['val_neg_elbo']:.1f}",
+             pct_cell(x["val_adherence"]), pct_cell(x["class_accuracy"])] for name, x in b["candidates"].items()]
+    return md_table(["design (trained without the validation part)", "validation -ELBO", "label adherence",
+                     "prior samples of the requested class"], rows)
+
+
+def table_beyond_conditional(m: dict) -> str:
+    b, floor = m["beyond"], m["data"].get("entropy_floor_test")
+    rows = []
+    for key, x in b["conditional"].items():
+        prior, mixture = x["samples"]["prior"], x["samples"]["class mixture"]
+        above = "–" if floor is None else f"{x['neg_elbo'] - floor:.1f} / {x['iwae'] - floor:.1f}"
+        rows.append([x["label"], _cell(m, f"beyond.conditional.{key}.neg_elbo", ".1f"),
+                     _cell(m, f"beyond.conditional.{key}.iwae", ".1f"), above,
+                     _cell(m, f"beyond.conditional.{key}.adherence", ".1%"),
+                     pct_cell(prior["class_accuracy"]), spread_cell(prior, "fid", ".1f"),
+                     pct_cell(mixture["class_accuracy"]), spread_cell(mixture, "fid", ".1f")])
+    return md_table(["conditional VAE (whole training split)", "test -ELBO" + _spread_note(m), "IWAE",
+                     "above the floor (-ELBO / IWAE)", "label adherence", "prior: requested class", "prior: FID",
+                     "class mixture: requested class", "class mixture: FID"], rows)
+
+
+# Targets for the best samplers (test split, the fixed judge, N = 1,000): (what, metric, best is "min"/"max", target).
+TARGETS = (("best sampler of any model: FID", "fid", "min", 60.0),
+           ("class-conditional sampler: samples of the requested class", "class_accuracy", "max", 0.90),
+           ("class-conditional VAE: label adherence", "adherence", "max", 0.85))
+
+
+def table_rate_distortion(m: dict) -> str:
+    rows = [[p["label"], f"{p['rate']:.1f}", f"{p['distortion']:.1f}", f"{p['neg_elbo']:.1f}", f"{p['iwae']:.1f}",
+             p["active_units"], f"{p['knn_accuracy']:.1%}", p["mixture_components"],
+             spread_cell(p["samples"], "fid", ".1f"), spread_cell(p["samples"]["mode"], "fid", ".1f")]
+            for p in m["priors"]["rate_distortion"].values()]
+    return md_table(["KL weight", "rate (KL)", "distortion (rec.)", "-ELBO (β = 1)", "IWAE", "active units",
+                     "5-NN accuracy", "mixture components", "mixture samples: FID vs validation", "mode: FID"], rows)
+
+
+def table_prior_candidates(m: dict) -> str:
+    p = m["priors"]
+    rows = [[c["label"] + (" (chosen)" if name == p["chosen"] else ""), f"{c['val_neg_elbo']:.2f}",
+             f"{c['val_iwae']:.2f}", f"{c['val_kl']:.1f}", c["active_units"]] for name, c in p["candidates"].items()]
+    k = next(iter(p["candidates"].values()))["iwae_k"]
+    return md_table(["learned prior", "validation -ELBO", f"validation IWAE (k = {k})", "validation KL",
+                     "active units"], rows)
+
+
+def _standard_first(models: dict) -> dict:
+    """The models of the priors section with the N(0, I) VAE ("standard") first."""
+    return dict(sorted(models.items(), key=lambda kv: kv[0] != "standard"))
+
+
+def table_prior_bounds(m: dict) -> str:
+    rows = []
+    for t in _standard_first(m["priors"]["models"]).values():
+        b = t["bounds"]
+        mixture = b["iwae_with"].get("mixture")
+        rows.append([t["label"], f"{b['neg_elbo']:.2f}", f"{b['kl']:.1f}", f"{b['iwae']:.2f}",
+                     "–" if mixture is None else f"{mixture:.2f}", f"{b['active_units']} / {b['latent_dim']}"])
+    s = m["priors"]["settings"]
+    return md_table(["VAE (test split)", "-ELBO", "KL", f"IWAE, own prior (k = {s['iwae_k']})",
+                     "IWAE, ex-post mixture as prior", "active units"], rows)
+
+
+def _reference_row(m: dict, section: str) -> list:
+    """The real drawings' row of a sample table, at ``section``.reference."""
+    ref = m[section]["reference"]
+    return [ref["sampler"], *sample_cells(m, f"{section}.reference", ref), f"{ref['inception_score']:.2f}", "–",
+            sample_note(m, ref)]
+
+
+SAMPLES_HEADER = ["model · sampler", *SAMPLE_HEADER, "Inception-style score", "requested class", "N × draws"]
+
+
+def table_prior_samples(m: dict) -> str:
+    rows = [_reference_row(m, "priors")]
+    rows += [row for key, t in _standard_first(m["priors"]["models"]).items()
+             for row in sample_rows(m, t["label"], f"priors.models.{key}.samples", t["samples"])]
+    return md_table(SAMPLES_HEADER, rows)
+
+
+PIXEL_ORDER = ("factorized", "pixel", "local", "chosen", "pixel_conditional", "local_conditional")
+
+
+def _in_order(records: dict) -> dict:
+    """Notebook 10's models in the order of ``PIXEL_ORDER`` (factorized, then the PixelCNN decoders)."""
+    return dict(sorted(records.items(), key=lambda kv: PIXEL_ORDER.index(kv[0]) if kv[0] in PIXEL_ORDER else 99))
+
+
+def table_pixel_bounds(m: dict) -> str:
+    x = m["pixel"]
+    rows = [[x["labels"][key], f"{b['neg_elbo']:.2f}", f"{b['rec']:.2f}", f"{b['kl']:.2f}", f"{b['iwae']:.2f}",
+             f"{bits_per_dim(b['iwae']):.4f}", f"{b['active_units']} / {b['latent_dim']}"]
+            for key, b in _in_order(x["bounds"]).items()]
+    s = x["settings"]
+    return md_table(["VAE (binarized test split)", "-ELBO", "rec.", "KL", f"IWAE (k = {s['iwae_k']}, "
+                     f"{s['n_eval']} drawings)", "IWAE, bits/dim", "active units"], rows)
+
+
+def table_pixel_samples(m: dict) -> str:
+    x = m["pixel"]
+    rows = [_reference_row(m, "pixel")]
+    rows += [row for key, samples in _in_order(x["samples"]).items()
+             for row in sample_rows(m, x["labels"][key], f"pixel.samples.{key}", samples)]
+    rows += [row for key, c in _in_order(x["conditional"]).items()
+             for row in sample_rows(m, c["label"], f"pixel.conditional.{key}",
+                                     {"prior": c["prior"], "reconstructions": c["reconstructions"]})]
+    return md_table(SAMPLES_HEADER, rows)
+
+
+def table_pixel_conditional(m: dict) -> str:
+    rows = [[c["label"], pct_cell(c["prior"]["class_accuracy"]), pct_cell(c["adherence"]["adherence"]),
+             pct_cell(c["adherence"]["kept_original"]), f"{c['adherence']['n']:,}"]
+            for c in _in_order(m["pixel"]["conditional"]).values()]
+    return md_table(["conditional VAE", "class-prior samples of the requested class", "label adherence",
+                     "still the original class", "relabelled test drawings"], rows)
+
+
+def _candidates(m: dict):
+    """(where, metric record) of every test-split sample row and conditional model of the results."""
+    b, p, x = m.get("beyond", {}), m.get("priors", {}), m.get("pixel", {})
+    for label, samples in b.get("samples", {}).items():
+        yield from ((f"{label} · {s['sampler']}", s) for s in samples.values())
+    for c in b.get("conditional", {}).values():
+        yield from ((f"{c['label']} · {s['sampler']}", s) for s in c.get("samples", {}).values())
+        yield f"{c['label']}", c
+    for t in p.get("models", {}).values():
+        yield from ((f"{t['label']} · {s['sampler']}", s) for s in t["samples"].values())
+    for key, samples in x.get("samples", {}).items():
+        yield from ((f"{x['labels'][key]} · {s['sampler']}", s) for s in samples.values())
+    for c in x.get("conditional", {}).values():
+        yield f"{c['label']} · {c['prior']['sampler']}", c["prior"]
+        yield c["label"], c["adherence"]
+
+
+def best_rows(m: dict) -> dict:
+    """For each target of ``TARGETS``: (where, value) of the best sampler or model of the results, mode-decoded rows
+    included, reconstructions and real drawings left out (they are bounds and references, not samplers)."""
+    best = {}
+    for what, key, direction, _ in TARGETS:
+        found = []
+        for where, rec in _candidates(m):
+            if "reconstructions" in where or "real" in where:
+                continue
+            for name, r in ((where, rec), (where + " (mode)", rec.get("mode") or {})):
+                if r.get(key) is not None:
+                    found.append((name, float(r[key])))
+        best[what] = (min if direction == "min" else max)(found, key=lambda t: t[1]) if found else None
+    return best
+
+
+def table_targets(m: dict) -> str:
+    rows = []
+    for (what, key, direction, target), found in zip(TARGETS, best_rows(m).values()):
+        fmt = (lambda v: f"{v:.1f}") if key == "fid" else (lambda v: f"{v:.1%}")
+        gap = (lambda d: f"{d:.1f}") if key == "fid" else (lambda d: f"{100 * d:.1f} points")
+        if found is None:
+            rows.append([what, fmt(target), "–", "–", "not measured"])
+            continue
+        met = found[1] <= target if direction == "min" else found[1] >= target
+        rows.append([what, ("≤ " if direction == "min" else "≥ ") + fmt(target), fmt(found[1]), found[0],
+                     "met" if met else f"missed by {gap(abs(found[1] - target))}"])
+    return md_table(["target (test split, N = 1,000 per draw)", "target", "best", "where", "verdict"], rows)
+
+
+_STUDY_TABLES = {"rate-distortion": table_rate_distortion, "prior-candidates": table_prior_candidates,
+                "prior-bounds": table_prior_bounds, "prior-samples": table_prior_samples,
+                "pixel-bounds": table_pixel_bounds, "pixel-samples": table_pixel_samples,
+                "pixel-conditional": table_pixel_conditional, "targets": table_targets}
+
+
+TABLES = {"data": table_data, "md5": table_md5, "autoencoders": table_autoencoders,
+          "vae-bounds": table_vae_bounds, "vae-samples": table_vae_samples, "conditional": table_conditional,
+          "latent": table_latent, "timings": table_timings, "beyond-samples": table_beyond_samples,
+          "beyond-mixtures": table_beyond_mixtures, "beyond-candidates": table_beyond_candidates,
+          "beyond-conditional": table_beyond_conditional, "seeds": table_seeds,
+          "precision": table_precision, "bench": table_bench, "judges": table_judges,
+          "judge-claims": table_judge_claims, "likelihood": table_likelihood, "iwae-curve": table_iwae_curve,
+          "arithmetic-adherence": table_arithmetic_adherence, **_STUDY_TABLES}
