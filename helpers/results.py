@@ -2,8 +2,9 @@
 that processes merging at once keep every section), finding a number in it by its dotted path, and where its
 headline numbers live.
 
-Results are nested data, model then sampler or metric (``beyond.samples["CNN-CNN VAE"]["mixture"]["fid"]``), written
-once by the notebook that computes them and read by the same paths by the report (helpers.report.render), the seed
+Results are nested data keyed by stable names, model (its registry name) then sampler or metric
+(``beyond.samples["vae_cnn"]["mixture"]["fid"]``; a model's display label is its record's "label"), written once
+by the notebook that computes them and read by the same paths by the report (helpers.report.render), the seed
 spread (helpers.pipeline.reruns) and the notebooks. Keys hold no structure of their own: nothing splits a key again.
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 from .files import ROOT, atomic_write_json, locked, repo_path
 
 __all__ = ["HEADLINE", "JUDGED", "CLAIMS", "flatten_stats", "default_outputs", "read_metrics", "merge_metrics",
-           "lookup", "spread_cell", "bits_per_dim"]
+           "lookup", "keyed_by_name", "spread_cell", "bits_per_dim"]
 
 # The headline numbers: dotted paths into the metrics, "*" standing for every key at that level (every model).
 HEADLINE = [
@@ -38,13 +39,13 @@ JUDGED = ("fid", "kid", "class_accuracy", "accuracy", "adherence", "inception_sc
 # from left to right (lower-is-better numbers first, the winner first).
 CLAIMS = {
     "cnn_ae_beats_lstm_ae": ["cnn_ae.test_mse", "lstm_ae.test_mse"],
-    "cnn_encoder_lower_elbo": ["vae.models.CNN-CNN VAE.neg_elbo", "vae.models.GRU-CNN VAE.neg_elbo"],
-    "conditioning_lowers_elbo": ["vae.models.conditional CNN-CNN VAE.neg_elbo", "vae.models.CNN-CNN VAE.neg_elbo"],
-    "iwae_ranking": ["vae.models.conditional CNN-CNN VAE.iwae", "vae.models.CNN-CNN VAE.iwae",
-                     "vae.models.GRU-CNN VAE.iwae"],
-    "fid_ranking": ["vae.models.conditional CNN-CNN VAE.fid", "vae.models.CNN-CNN VAE.fid",
-                    "vae.models.GRU-CNN VAE.fid"],
-    "mixture_beats_prior": ["beyond.samples.CNN-CNN VAE.mixture.fid", "beyond.samples.CNN-CNN VAE.prior.fid"],
+    "cnn_encoder_lower_elbo": ["vae.models.vae_cnn.neg_elbo", "vae.models.vae_gru.neg_elbo"],
+    "conditioning_lowers_elbo": ["vae.models.cvae_cnn.neg_elbo", "vae.models.vae_cnn.neg_elbo"],
+    "iwae_ranking": ["vae.models.cvae_cnn.iwae", "vae.models.vae_cnn.iwae",
+                     "vae.models.vae_gru.iwae"],
+    "fid_ranking": ["vae.models.cvae_cnn.fid", "vae.models.vae_cnn.fid",
+                    "vae.models.vae_gru.fid"],
+    "mixture_beats_prior": ["beyond.samples.vae_cnn.mixture.fid", "beyond.samples.vae_cnn.prior.fid"],
     "class_prior_adherence": ["beyond.conditional.course recipe.adherence", "beyond.conditional.chosen.adherence"],
     "class_prior_accuracy": ["beyond.conditional.course recipe.samples.prior.class_accuracy",
                              "beyond.conditional.chosen.samples.prior.class_accuracy"],
@@ -134,3 +135,9 @@ def spread_cell(x: dict, key: str, spec: str) -> str:
     value when there was one draw."""
     sd = x.get(key + "_sd")
     return format(x[key], spec) + ("" if sd is None else f" ± {format(sd, spec)}")
+
+
+def keyed_by_name(by_label: dict, runs) -> dict:
+    """Records of registered runs keyed by their display labels ({label: record}, how a notebook shows them) as the
+    results file keeps them: {run name: {"label": label, **record}}, in the order of ``runs``, those present."""
+    return {run.name: {"label": run.label, **by_label[run.label]} for run in runs if run.label in by_label}

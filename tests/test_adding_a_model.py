@@ -203,7 +203,8 @@ def test_a_new_autoencoder_takes_four_files_keeps_the_suite_green_and_appears_in
     metrics = json.loads((work / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["mlp_ae"]["latent_dim"] == 32 and metrics["mlp_ae"]["test_mse"] < 0.5
     assert "| MLP AE | 419,120 | 32 | 12 |" in out["TABLE"], out["TABLE"]  # (784+1)*256 + 257*32 + 33*256 + 257*784
-    assert sorted(metrics["latent"]["models"]) == ["CNN AE", "CNN-CNN VAE", "GRU-CNN VAE", "LSTM AE", "MLP AE"]
+    assert sorted(metrics["latent"]["models"]) == ["cnn_ae", "lstm_ae", "mlp_ae", "vae_cnn", "vae_gru"]
+    assert metrics["latent"]["models"]["mlp_ae"]["label"] == "MLP AE"
     assert (work / "figures" / "05_tsne.png").stat().st_size > 10_000
     assert (work / "figures" / "11_mlp_reconstructions.png").is_file()
 

@@ -103,7 +103,8 @@ def _row(fid, mode_fid=None, class_accuracy=None, sampler="prior"):
 
 
 def test_the_targets_table_takes_the_best_sampler_mode_rows_included_and_leaves_bounds_out():
-    m = {"beyond": {"samples": {"VAE": {"prior": _row(500.0, 120.0), "mixture": _row(300.0, 99.0, sampler="mixture"),
+    m = {"beyond": {"unconditional": {"vae": {"label": "VAE"}},
+                    "samples": {"vae": {"prior": _row(500.0, 120.0), "mixture": _row(300.0, 99.0, sampler="mixture"),
                                         "reconstructions": _row(250.0, 20.0, sampler="test reconstructions (bound)")}},
                     "conditional": {"chosen": {"label": "class prior", "adherence": 0.79,
                                                "samples": {"prior": _row(330.0, 110.0, 0.84)}}}},

@@ -15,8 +15,8 @@ from helpers.results import read_metrics
 def run_metrics(lstm, cnn, elbo_cnn, elbo_gru, chosen="cvae_class_prior_minus_val"):
     """A results file of one seed, cut down to a few headline numbers."""
     return {"lstm_ae": {"test_mse": lstm, "params": 1000}, "cnn_ae": {"test_mse": cnn},
-            "vae": {"models": {"CNN-CNN VAE": {"neg_elbo": elbo_cnn, "iwae": elbo_cnn - 10, "kl_per_dim": [1.0]},
-                               "GRU-CNN VAE": {"neg_elbo": elbo_gru, "iwae": elbo_gru - 10}},
+            "vae": {"models": {"vae_cnn": {"neg_elbo": elbo_cnn, "iwae": elbo_cnn - 10, "kl_per_dim": [1.0]},
+                               "vae_gru": {"neg_elbo": elbo_gru, "iwae": elbo_gru - 10}},
                     "classifier": {"test_accuracy": 0.9, "epochs": 15}},
             "beyond": {"chosen": chosen}, "timings": {"02_lstm_autoencoder": 10.0}}
 
@@ -34,8 +34,8 @@ def test_aggregate_is_mean_sample_sd_min_max():
 def test_headline_takes_every_model_and_only_numbers():
     found = S.headline(run_metrics(0.04, 0.03, 210.0, 215.0))
     assert found == {"lstm_ae.test_mse": 0.04, "cnn_ae.test_mse": 0.03,
-                     "vae.models.CNN-CNN VAE.neg_elbo": 210.0, "vae.models.GRU-CNN VAE.neg_elbo": 215.0,
-                     "vae.models.CNN-CNN VAE.iwae": 200.0, "vae.models.GRU-CNN VAE.iwae": 205.0,
+                     "vae.models.vae_cnn.neg_elbo": 210.0, "vae.models.vae_gru.neg_elbo": 215.0,
+                     "vae.models.vae_cnn.iwae": 200.0, "vae.models.vae_gru.iwae": 205.0,
                      "vae.classifier.test_accuracy": 0.9}
 
 
@@ -49,7 +49,7 @@ def test_collect_aggregates_by_path_and_counts_the_seeds_where_a_claim_holds():
     assert lstm["n"] == 2 and lstm["values"] == {"0": 0.043, "1": 0.044} and lstm["seed0"] == 0.043
     assert lstm["mean"] == pytest.approx(0.0435, abs=1e-12)
     assert lstm["sd"] == pytest.approx(math.sqrt(2 * 0.0005**2), abs=1e-12)
-    cnn = section["stats"]["vae"]["models"]["CNN-CNN VAE"]["neg_elbo"]
+    cnn = section["stats"]["vae"]["models"]["vae_cnn"]["neg_elbo"]
     assert (cnn["n"], cnn["min"], cnn["max"]) == (3, 210.0, 212.0) and cnn["mean"] == pytest.approx(211.0, abs=1e-9)
     claims = section["claims"]
     assert claims["cnn_ae_beats_lstm_ae"] == {"holds": 2, "n": 2, "fails_in_seeds": []}
@@ -129,16 +129,16 @@ def test_compare_precision_pairs_the_numbers_both_runs_have():
     section = S.compare_precision(fp32, bf16, "bf16")
     assert section["lstm_ae"]["test_mse"]["fp32"] == 0.040 and section["lstm_ae"]["test_mse"]["bf16"] == 0.041
     assert section["lstm_ae"]["test_mse"]["change"] == pytest.approx(0.025, abs=1e-9)
-    assert section["vae"]["models"]["CNN-CNN VAE"]["neg_elbo"]["change"] == pytest.approx(0.01, abs=1e-9)
+    assert section["vae"]["models"]["vae_cnn"]["neg_elbo"]["change"] == pytest.approx(0.01, abs=1e-9)
     assert "cnn_ae" not in section
 
 
 def judged_metrics(fid_cnn, fid_gru, adherence):
     """A results file of one judge, cut down to the numbers a judge gives and one it does not."""
     return {"lstm_ae": {"test_mse": 0.04},
-            "vae": {"models": {"CNN-CNN VAE": {"neg_elbo": 210.0, "fid": fid_cnn},
-                               "GRU-CNN VAE": {"neg_elbo": 215.0, "fid": fid_gru},
-                               "conditional CNN-CNN VAE": {"neg_elbo": 209.0, "fid": fid_cnn - 10}}},
+            "vae": {"models": {"vae_cnn": {"neg_elbo": 210.0, "fid": fid_cnn},
+                               "vae_gru": {"neg_elbo": 215.0, "fid": fid_gru},
+                               "cvae_cnn": {"neg_elbo": 209.0, "fid": fid_cnn - 10}}},
             "beyond": {"conditional": {"course recipe": {"adherence": 0.3}, "chosen": {"adherence": adherence}}}}
 
 
@@ -153,13 +153,13 @@ def test_the_judge_spread_takes_only_the_judged_notebooks_and_names_the_failing_
     S.write_judges([0, 1, 2], "full", results_path=results, runs_dir=tmp_path / "runs")
     section = read_metrics(results)["judges"]
     assert section["judges"] == [0, 1, 2]
-    fid = section["stats"]["vae"]["models"]["CNN-CNN VAE"]["fid"]
+    fid = section["stats"]["vae"]["models"]["vae_cnn"]["fid"]
     assert fid["values"] == {"0": 500.0, "1": 450.0, "2": 620.0} and fid["seed0"] == 500.0
     assert "lstm_ae" not in section["stats"]  # the judge gives no autoencoder number
     assert section["claims"]["fid_ranking"] == {"holds": 2, "n": 3, "fails_in_seeds": [2]}
     assert section["claims"]["class_prior_adherence"] == {"holds": 2, "n": 3, "fails_in_seeds": [2]}
     assert "cnn_ae_beats_lstm_ae" not in section["claims"] and "cnn_encoder_lower_elbo" not in section["claims"]
-    assert "neg_elbo" not in section["stats"]["vae"]["models"]["CNN-CNN VAE"]  # the bounds are not the judge's
+    assert "neg_elbo" not in section["stats"]["vae"]["models"]["vae_cnn"]  # the bounds are not the judge's
 
 
 def test_judges_rerun_notebooks_04_and_06_on_seed_0_with_each_further_judge(monkeypatch, tmp_path):

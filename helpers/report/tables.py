@@ -189,10 +189,10 @@ def table_vae_bounds(m: dict) -> str:
         bits = f"{bits_per_dim(x['neg_elbo']):.3f} / {bits_per_dim(x['iwae']):.3f}"
         return ["–" if floor is None else f"{x['neg_elbo'] - floor:.1f} / {x['iwae'] - floor:.1f}", bits]
 
-    rows = [[label, _cell(m, f"vae.models.{label}.neg_elbo", ".2f"), f"{x['rec']:.2f}", f"{x['kl']:.2f}",
-             _cell(m, f"vae.models.{label}.iwae", ".2f"), *excess_and_bits(x),
+    rows = [[x["label"], _cell(m, f"vae.models.{name}.neg_elbo", ".2f"), f"{x['rec']:.2f}", f"{x['kl']:.2f}",
+             _cell(m, f"vae.models.{name}.iwae", ".2f"), *excess_and_bits(x),
              f"{x['active_units']} / {v['settings']['latent_dim']}", f"{x['params']:,}", _minutes(x["wall_time_s"])]
-            for label, x in v["models"].items()]
+            for name, x in v["models"].items()]
     return md_table(["model", "test -ELBO" + _spread_note(m), "reconstruction", "KL", f"IWAE bound (k={k})",
                      "above the floor (-ELBO / IWAE)", "bits/dim (-ELBO / IWAE)", "active units", "parameters",
                      "training time"], rows)
@@ -219,8 +219,8 @@ def table_vae_samples(m: dict) -> str:
     ref = v["reference_real"]
     rows = [["real training drawings (reference)", *sample_cells(m, "vae.reference_real", ref),
              f"{ref['inception_score']:.2f}", sample_note(m, ref)]]
-    rows += [[label, *sample_cells(m, f"vae.models.{label}", x), f"{x['inception_score']:.2f}", sample_note(m, x)]
-             for label, x in v["models"].items()]
+    rows += [[x["label"], *sample_cells(m, f"vae.models.{name}", x), f"{x['inception_score']:.2f}", sample_note(m, x)]
+             for name, x in v["models"].items()]
     return md_table(["samples", SAMPLE_HEADER[0] + _spread_note(m), *SAMPLE_HEADER[1:], "Inception-style score (1-5)",
                      "N × draws"], rows)
 
@@ -235,8 +235,8 @@ def table_conditional(m: dict) -> str:
 
 
 def table_latent(m: dict) -> str:
-    rows = [[label, x["dim"], _cell(m, f"latent.models.{label}.knn5_accuracy", ".3f"),
-             _cell(m, f"latent.models.{label}.silhouette", "+.3f")] for label, x in m["latent"]["models"].items()]
+    rows = [[x["label"], x["dim"], _cell(m, f"latent.models.{name}.knn5_accuracy", ".3f"),
+             _cell(m, f"latent.models.{name}.silhouette", "+.3f")] for name, x in m["latent"]["models"].items()]
     return md_table(["model", "latent dim", "5-NN accuracy (test by train)" + _spread_note(m), "silhouette (classes)"],
                     rows)
 
@@ -271,8 +271,8 @@ def table_beyond_samples(m: dict) -> str:
     ref = b["reference_real"]
     rows = [[ref["sampler"], *sample_cells(m, "beyond.reference_real", ref), f"{ref['inception_score']:.2f}",
              pct_cell(ref.get("class_accuracy")), sample_note(m, ref)]]
-    rows += [row for label in sorted(b["samples"])
-             for row in sample_rows(m, label, f"beyond.samples.{label}", b["samples"][label])]
+    rows += [row for name in sorted(b["samples"])
+             for row in sample_rows(m, b["unconditional"][name]["label"], f"beyond.samples.{name}", b["samples"][name])]
     rows += [row for key in sorted(b["conditional"])
              for row in sample_rows(m, f"conditional, {b['conditional'][key]['label']}",
                                      f"beyond.conditional.{key}.samples", b["conditional"][key]["samples"])]
@@ -282,9 +282,9 @@ def table_beyond_samples(m: dict) -> str:
 
 def table_beyond_mixtures(m: dict) -> str:
     rows = []
-    for label, x in m["beyond"]["unconditional"].items():
+    for x in m["beyond"]["unconditional"].values():
         k, kc = x["mixture_components"], x["class_mixture_components"]
-        rows.append([label, f"{x['val_neg_elbo']:.1f}", k, f"{x['val_loglik'][str(k)]:.1f}", kc,
+        rows.append([x["label"], f"{x['val_neg_elbo']:.1f}", k, f"{x['val_loglik'][str(k)]:.1f}", kc,
                      f"{x['val_loglik_per_class'][str(kc)]:.1f}"])
     return md_table(["VAE", "validation -ELBO", "mixture: components", "validation log-lik (nats/code)",
                      "class mixture: components per class", "validation log-lik (nats/code)"], rows)
@@ -412,7 +412,8 @@ def table_pixel_conditional(m: dict) -> str:
 def _candidates(m: dict):
     """(where, metric record) of every test-split sample row and conditional model of the results."""
     b, p, x = m.get("beyond", {}), m.get("priors", {}), m.get("pixel", {})
-    for label, samples in b.get("samples", {}).items():
+    for name, samples in b.get("samples", {}).items():
+        label = b["unconditional"][name]["label"]
         yield from ((f"{label} · {s['sampler']}", s) for s in samples.values())
     for c in b.get("conditional", {}).values():
         yield from ((f"{c['label']} · {s['sampler']}", s) for s in c.get("samples", {}).values())

@@ -13,10 +13,10 @@ from ..evaluation.bounds import vae_bounds, vae_elbo
 from ..evaluation.judging import label_adherence, sampler_metrics
 from ..evaluation.reconstruction import encode_all
 from ..evaluation.samplers import ClassMixtureSampler, PriorSampler, choose_components
-from ..results import read_metrics
+from ..results import keyed_by_name, read_metrics
 from .ex_post_samplers import VALIDATION_SEED_OFFSET, sampler_results
 from .notebook import Notebook
-from .registry import EXPERIMENTS, Experiment, on_whole_training_split, runs_of
+from .registry import EXPERIMENTS, Experiment, on_whole_training_split, run_labelled, runs_of
 
 __all__ = ["compare_designs", "choose_design", "designs_summary", "evaluate_conditional", "conditional_results",
            "conditional_summary", "chosen_design", "beyond_section"]
@@ -99,8 +99,12 @@ def chosen_design(results_path) -> str:
 
 def beyond_section(nb: Notebook, choices: dict, best: str, samples: dict, candidates: dict, chosen: str,
                    conditional: dict, n_samples: int, reference: dict, judge_seed: int, n_draws: int) -> dict:
-    """The ``beyond`` section of the results file (report section 6)."""
+    """The ``beyond`` section of the results file (report section 6). ``choices`` and ``samples`` come keyed by the
+    VAEs' labels, ``best`` is a label; the section keys them by run name, a VAE's label in its ``unconditional``
+    record."""
+    vaes = [run for run in runs_of("vae") if run.label in choices]
     return {"validation": {**VALIDATION, "n": len(nb.y_val), "n_fit": len(nb.fit.y_train)},
-            "unconditional": choices, "best_unconditional": best, "samples": samples, "candidates": candidates,
+            "unconditional": keyed_by_name(choices, vaes), "best_unconditional": run_labelled(best, vaes).name,
+            "samples": {run.name: samples[run.label] for run in vaes}, "candidates": candidates,
             "chosen": chosen, "conditional": conditional, "n_samples": n_samples, "n_draws": n_draws,
             "reference_real": reference, "judge_seed": judge_seed}

@@ -2,7 +2,8 @@
 training drawings (one over all codes, one per class), their sizes chosen on the validation codes (``fit_samplers``),
 scored on the test split against the decoded test drawings (``sampler_results``).
 
-Results come back as nested data, model then sampler (``{"CNN-CNN VAE": {"prior": {...}, "mixture": {...}}}``)."""
+Results come back as nested data, model then sampler (``{"CNN-CNN VAE": {"prior": {...}, "mixture": {...}}}``, by
+display label; the results file keys them by run name, ``helpers.keyed_by_name``)."""
 
 from __future__ import annotations
 

@@ -1,24 +1,18 @@
-"""Autoregressive (PixelCNN) decoders against the factorized one, on binary drawings: bounds, samples of the prior
-and of an ex-post mixture, reconstructions (``decoder_comparison``), and the conditional designs' class-prior samples
-and label adherence (``conditional_comparison``); samples drawn pixel by pixel with their wall time
-(``timed_samples``)."""
+"""Autoregressive (PixelCNN) decoders against the factorized one, on binary drawings (notebook 10 runs the
+comparison; its steps are the package's samplers and judge): the bounds and sample lines it prints, and samples drawn
+pixel by pixel with their wall time (``timed_samples``)."""
 
 from __future__ import annotations
 
 import time
 
-import numpy as np
 import torch
 from torch import nn
 
-from ..evaluation.judging import label_adherence, sample_line
-from ..evaluation.samplers import PriorSampler, decode_samples
-from ..models.vae import model_inputs
-from .ex_post_samplers import fit_samplers, sampler_results
-from .notebook import Notebook
+from ..evaluation.judging import sample_line
+from ..evaluation.samplers import decode_samples
 
-__all__ = ["bounds_summary", "decoder_comparison", "conditional_comparison", "conditional_summary_lines",
-    "timed_samples"]
+__all__ = ["bounds_summary", "conditional_summary_lines", "timed_samples"]
 
 
 def bounds_summary(bounds: dict, labels: dict) -> str:
@@ -28,34 +22,9 @@ def bounds_summary(bounds: dict, labels: dict) -> str:
                      for key, b in bounds.items())
 
 
-def decoder_comparison(nb: Notebook, clf: nn.Module, models: dict, n: int, test_features: np.ndarray,
-                       repeats: int) -> tuple[dict, dict, dict]:
-    """For each unconditional VAE of ``models`` ({key: model}): the mixture sizes chosen on the validation codes,
-    its samplers [prior, ex-post mixture] (``fit_samplers``), and {sampler name: ``sampler_metrics``} of ``repeats``
-    draws of ``n``, with under "reconstructions" those of the first ``n`` test drawings as the model reads them
-    (``model_inputs``). Returns (choices, samplers, results), each keyed like ``models``."""
-    choices, samplers, results = {}, {}, {}
-    for key, model in models.items():
-        choices[key], fitted = fit_samplers(nb, model)
-        samplers[key] = fitted[:2]
-        results[key] = sampler_results(nb, clf, model, samplers[key], n, test_features, repeats, n_recon=n)
-    return choices, samplers, results
-
-
-def conditional_comparison(nb: Notebook, clf: nn.Module, models: dict, labels: dict, n: int,
-                           test_features: np.ndarray, repeats: int, n_adherence: int) -> dict:
-    """For each conditional VAE of ``models`` ({key: model}): its label, ``sampler_metrics`` of its class prior
-    (requested classes balanced), the reconstructions of the first ``n`` test drawings and the label adherence of
-    the first ``n_adherence`` (each decoded as each other class), test drawings as the model reads them."""
-    return {key: {"label": labels[key],
-                  **sampler_results(nb, clf, model, [PriorSampler(model)], n, test_features, repeats, n_recon=n),
-                  "adherence": label_adherence(clf, model, model_inputs(model, nb.X_test[:n_adherence]),
-                                               nb.y_test[:n_adherence])}
-            for key, model in models.items()}
-
-
 def conditional_summary_lines(conditional: dict) -> str:
-    """Two sample lines and the label adherence of each model of ``conditional_comparison``."""
+    """Two sample lines (class prior, reconstructions) and the label adherence of each conditional model of
+    ``conditional`` ({key: {"label", "prior", "reconstructions", "adherence"}})."""
     return "\n".join(f"{sample_line(c['label'] + ' · class prior', c['prior'])}\n"
                      f"{sample_line(c['label'] + ' · reconstructions', c['reconstructions'])}\n"
                      f"{c['label']}: label adherence {c['adherence']['adherence']:.1%} ({c['adherence']['n']} "

@@ -11,7 +11,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-__all__ = ["BUDGETS", "Experiment", "EXPERIMENTS", "runs_of", "run_named", "conditional", "on_whole_training_split"]
+__all__ = ["BUDGETS", "Experiment", "EXPERIMENTS", "runs_of", "run_named", "run_labelled", "conditional",
+           "on_whole_training_split"]
 
 BUDGETS = ("full", "quick", "tiny")  # the report's budget, a demo in minutes (QUICK=1), the tests' seconds
 FAMILIES = ("autoencoder", "vae", "classifier", "conditional", "prior", "study")
@@ -180,3 +181,11 @@ def run_named(run: Experiment | str) -> Experiment:
         raise ValueError(f"no run named {run!r} in helpers.studies.registry.EXPERIMENTS; "
                          f"registered: {', '.join(EXPERIMENTS)}")
     return EXPERIMENTS[run]
+
+
+def run_labelled(label: str, runs: list[Experiment]) -> Experiment:
+    """The run of ``runs`` that tables and figures show as ``label``."""
+    found = [run for run in runs if run.label == label]
+    if len(found) != 1:
+        raise ValueError(f"no single run labelled {label!r} among {[run.label for run in runs]}")
+    return found[0]
