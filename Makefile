@@ -114,7 +114,7 @@ compat:
 	$(COMPAT_VENV)/bin/python bench/compat.py --before $(COMPAT_VENV)/before.json --torch "$(COMPAT_TORCH)"
 
 # Jupyter refuses to run as root unless told to: containers and the course machines run as root. The kernels
-# talk to the server over Unix sockets (IPC), as papermill's do (helpers/runner.py).
+# talk to the server over Unix sockets (IPC), as papermill's do (helpers/pipeline/runner.py).
 LAB_ARGS ?=
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) --KernelManager.transport=ipc $(LAB_ARGS) notebooks/

@@ -58,6 +58,6 @@ def real_data_dir() -> Path:
 
 
 def small_vae(encoder: str = "cnn", seed: int = 0, latent_dim: int = 8, **kwargs) -> H.VAE:
-    """A small VAE (8-d latent), initialised from ``seed``; ``kwargs`` go to ``helpers.VAE``."""
+    """A small VAE (8-d latent), initialised from ``seed``; ``kwargs`` go to ``helpers.build_vae``."""
     torch.manual_seed(seed)
     return H.build_vae(encoder, latent_dim=latent_dim, **kwargs)
