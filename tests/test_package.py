@@ -154,6 +154,18 @@ def test_no_private_name_is_imported_across_modules():
     assert not shared, "\n".join(shared)
 
 
+def test_every_folder_of_the_package_is_a_package_and_no_file_of_it_is_ignored_by_git():
+    """A folder without __init__.py imports as a namespace package that pkgutil does not list; a file that
+    .gitignore matches (its "data/" once matched helpers/data/) never reaches a clone."""
+    files = [p for p in (ROOT / "helpers").rglob("*.py") if "__pycache__" not in p.parts]
+    assert not [f.parent for f in files if not (f.parent / "__init__.py").is_file()]
+    proc = subprocess.run(["git", "check-ignore", "--no-index", *map(str, files)], cwd=ROOT, capture_output=True,
+                          text=True)
+    if proc.returncode == 128:
+        pytest.skip("not a git checkout")
+    assert not proc.stdout.strip(), f"ignored by git: {proc.stdout}"
+
+
 def test_no_data_or_model_weights_are_tracked_by_git():
     """Data and trained weights come from the download and the model cache, never from the repository."""
     proc = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)

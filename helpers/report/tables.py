@@ -111,10 +111,13 @@ def table_iwae_curve(m: dict) -> str:
     """The IWAE bound against k of each VAE (mean ± sd over repeated estimates), and its fall from k = 1."""
     curves, binarized = m["likelihood"]["curves"], m["likelihood"]["binarized"]["label"]
     floor = m["likelihood"]["entropy_floor_curve"]  # of the curve's grey drawings; 0 for their binarized copies
-    ks = sorted(next(iter(curves.values())), key=int)
-    rows = [[label, *(f"{c[k]['mean']:.2f} ± {c[k]['sd']:.2f}" for k in ks),
-             f"{c[ks[0]]['mean'] - c[ks[-1]]['mean']:.2f}",
-             f"{c[ks[-1]]['mean'] - (0.0 if label == binarized else floor):.1f}"] for label, c in curves.items()]
+    ks = sorted(next(iter(curves.values()))["by_k"], key=int)
+    rows = []
+    for x in curves.values():
+        c = x["by_k"]
+        rows.append([x["label"], *(f"{c[k]['mean']:.2f} ± {c[k]['sd']:.2f}" for k in ks),
+                     f"{c[ks[0]]['mean'] - c[ks[-1]]['mean']:.2f}",
+                     f"{c[ks[-1]]['mean'] - (0.0 if x['label'] == binarized else floor):.1f}"])
     return md_table(["model", *(f"k = {int(k):,}" for k in ks), f"fall from k = 1 to {int(ks[-1]):,}",
                      f"k = {int(ks[-1]):,} above the floor"], rows)
 
