@@ -29,8 +29,8 @@ from urllib.parse import quote, unquote, urlsplit
 import numpy as np
 from tqdm.auto import tqdm
 
-from .quickdraw import CLASS_NAMES, HOW_TO_GET_DATA, DataError, load_quickdraw
 from ..files import atomic_save_npy
+from .quickdraw import CLASS_NAMES, HOW_TO_GET_DATA, DataError, load_quickdraw
 
 __all__ = [
     "DownloadError", "download_quickdraw",
