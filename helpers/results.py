@@ -24,7 +24,7 @@ __all__ = ["HEADLINE", "JUDGED", "CLAIMS", "flatten_stats", "default_outputs", "
 HEADLINE = [
     "lstm_ae.test_mse", "cnn_ae.test_mse",
     "vae.models.*.neg_elbo", "vae.models.*.iwae", "vae.models.*.fid",
-    "vae.classifier.test_accuracy", "vae.conditional_accuracy.accuracy",
+    "vae.classifier.test_accuracy", "vae.models.*.class_accuracy",
     "latent.models.*.knn5_accuracy", "latent.models.*.silhouette",
     "beyond.conditional.*.neg_elbo", "beyond.conditional.*.iwae", "beyond.conditional.*.adherence",
     "beyond.samples.*.*.fid", "beyond.samples.*.*.class_accuracy",

@@ -156,20 +156,21 @@ def test_conditional_generation_returns_requested_shapes(drawings):
 
     torch.manual_seed(0)
     clf = Classifier()
-    out = E.conditional_accuracy(clf, model, n_per_class=4, seed=0)
+    ref = np.random.default_rng(0).standard_normal((30, Classifier.feature_dim))
+    out = E.sampler_metrics(clf, model, E.PriorSampler(model), 20, ref, seed=0, repeats=2)
     confusion = np.array(out["confusion"])
-    assert confusion.shape == (5, 5) and confusion.sum() == 5 * 4
-    assert (confusion.sum(1) == 4).all()  # each requested class sampled n_per_class times
-    assert out["n_per_class"] == 4 and len(out["per_class"]) == 5
-    assert out["accuracy"] == pytest.approx(np.trace(confusion) / 20, abs=1e-9)  # a ratio of counts
-    assert E.conditional_accuracy(clf, model, n_per_class=4, seed=0) == out  # seeded
+    assert confusion.shape == (5, 5) and confusion.sum() == 2 * 20 and out["draws"] == 2  # summed over the draws
+    assert (confusion.sum(1) == 8).all()  # the classes requested in turn: 4 of each per draw of 20
+    assert len(out["per_class"]) == 5
+    assert out["class_accuracy"] == pytest.approx(np.trace(confusion) / 40, abs=1e-9)  # equal draws: a ratio of counts
+    assert E.sampler_metrics(clf, model, E.PriorSampler(model), 20, ref, seed=0, repeats=2) == out  # seeded
 
     # A conditional VAE needs the labels; an unconditional one cannot be asked for classes.
     assert E.encode_all(model, X, y).shape == (10, 8)
     with pytest.raises(ValueError, match="labels"):
         E.encode_all(model, X)
-    with pytest.raises(ValueError, match="conditional"):
-        E.conditional_accuracy(clf, small_vae(), n_per_class=2)
+    plain = small_vae()  # an unconditional VAE's samples have no requested class to be scored against
+    assert E.sampler_metrics(clf, plain, E.PriorSampler(plain), 10, ref).get("class_accuracy") is None
 
 
 def test_interpolate_conditional_vae_ends_at_both_reconstructions(drawings):

@@ -78,7 +78,7 @@ def test_no_evaluation_function_makes_a_float64_tensor(models, synthetic):
         feats, probs = H.classifier_outputs(clf, X)
         assert feats.dtype == probs.dtype == np.float64  # float64 in NumPy
         H.generative_metrics(clf, H.decode_samples(vae, H.PriorSampler(vae), 20)[0], X)
-        H.conditional_accuracy(clf, cvae, n_per_class=2)
+        H.sampler_metrics(clf, cvae, H.PriorSampler(cvae), 10, feats)
         H.memorisation(vae, X_train, X, n=3, n_test=5)
         H.interpolate(cvae, X[0], X[1], y_a=0, y_b=1)
         codes = H.encode_all(vae, X_train)

@@ -14,11 +14,11 @@ from ..data.quickdraw import random_subset
 from ..results import spread_cell
 from .inference import evaluating, is_conditional
 from .reconstruction import reconstruct
-from .sample_quality import class_scores, classifier_outputs, generative_metrics, nearest_training
-from .samplers import PriorSampler, class_rows, decode_samples
+from .sample_quality import classifier_outputs, generative_metrics, nearest_training
+from .samplers import PriorSampler, decode_samples
 
 __all__ = ["DRAW_SEED_STEP", "SPREAD_KEYS", "draw_seeds", "over_draws", "mode_of", "sampler_metrics",
-           "sample_line", "sample_table", "real_reference", "reconstruction_metrics", "conditional_accuracy",
+           "sample_line", "sample_table", "real_reference", "reconstruction_metrics",
            "relabel", "relabel_rows",
            "label_adherence", "memorisation"]
 
@@ -118,27 +118,6 @@ def reconstruction_metrics(clf: nn.Module, model: nn.Module, X: torch.Tensor, y:
     recon = reconstruct(model, X, y=y if is_conditional(model) else None)
     return {"sampler": "test reconstructions (bound)",
             **_judged(clf, [(recon, np.asarray(y.cpu()))], ref_features)}
-
-
-def conditional_accuracy(clf: nn.Module, model: nn.Module, n_per_class: int = 200, n_classes: int = 5,
-                         seed: int = 0) -> dict:
-    """How often the classifier recognizes the requested class in drawings sampled from a conditional
-    VAE's prior (``PriorSampler``, decoded ``n_per_class`` times with each class in turn).
-
-    Returns ``accuracy``, ``per_class`` (n_classes floats), ``confusion`` (rows = requested class,
-    columns = predicted class, counts) and ``n_per_class``."""
-    if not is_conditional(model):
-        raise ValueError("conditional_accuracy needs a conditional VAE (n_classes > 0), "
-                         f"got {type(model).__name__} with n_classes={getattr(model, 'n_classes', None)}")
-    if model.n_classes != n_classes:
-        raise ValueError(f"n_classes={n_classes} but the model has n_classes={model.n_classes}")
-    if n_per_class < 1:
-        raise ValueError(f"n_per_class must be positive, got {n_per_class}")
-    requested = class_rows(n_per_class, model.n_classes)
-    samples = decode_samples(model, PriorSampler(model), len(requested), seed, classes=requested)[0]
-    scores = class_scores(classifier_outputs(clf, samples)[1], requested, n_classes)
-    return {"accuracy": scores["class_accuracy"], "per_class": scores["per_class"], "confusion": scores["confusion"],
-            "n_per_class": int(n_per_class)}
 
 
 def relabel(model: nn.Module, X: torch.Tensor, y: torch.Tensor, new: torch.Tensor, means=None) -> torch.Tensor:

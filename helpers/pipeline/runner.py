@@ -40,7 +40,7 @@ NOTEBOOK_DIR = ROOT / "notebooks"
 SMALL_PARAMS = {
     "quick": {"n_eval": 200, "iwae_k": 50, "n_samples": 500, "max_points": 1500, "n_draws": 3, "curve_n": 50,
               "curve_k_max": 100, "nll_n": 200, "nll_k": 100, "n_adherence": 100},
-    "tiny": {"n_examples": 3, "n_show": 1, "n_eval": 20, "iwae_k": 4, "n_samples": 40, "n_per_class_cond": 4,
+    "tiny": {"n_examples": 3, "n_show": 1, "n_eval": 20, "iwae_k": 4, "n_samples": 40,
              "max_points": 150, "n_draws": 1, "curve_n": 6, "curve_k_max": 10, "nll_n": 8, "nll_k": 4, "n_adherence": 8,
              "n_grid": 8},
 }

@@ -22,6 +22,8 @@ VALUE_RE = re.compile(r"(<!-- value:(?P<key>[^:<>\n]+?)(?::(?P<fmt>[^ ]*?))? -->
 
 
 def fmt(value, spec: str | None = None) -> str:
+    if value is None:  # a spread of a single draw, say
+        return "–"
     if spec:
         return format(value, spec)
     if isinstance(value, float):

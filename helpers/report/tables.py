@@ -229,12 +229,15 @@ def table_vae_samples(m: dict) -> str:
 
 
 def table_conditional(m: dict) -> str:
-    c = m["vae"]["conditional_accuracy"]
-    names = m["data"]["class_names"]
+    """The classifier's accuracy on the conditional VAE's prior samples, by requested class: the same samples as
+    its row of the sample table, summed over the draws."""
+    name = m["vae"]["conditional"]
+    c, names = m["vae"]["models"][name], m["data"]["class_names"]
     rows = [[names[i], f"{a:.3f}"] for i, a in enumerate(c["per_class"])]
-    rows.append(["**all**", _cell(m, "vae.conditional_accuracy.accuracy", ".3f")])
-    return md_table(["requested class", f"classifier accuracy ({c['n_per_class']} samples per class)"
-                     + _spread_note(m)], rows)
+    all_classes = spread_cell(c, "class_accuracy", ".3f") + _seed_bracket(m, f"vae.models.{name}.class_accuracy", ".3f")
+    rows.append(["**all**", all_classes])
+    return md_table(["requested class", f"classifier accuracy ({c['draws']} draws × {c['n']} samples; ± sd over the "
+                     f"draws)" + _spread_note(m)], rows)
 
 
 def table_latent(m: dict) -> str:
