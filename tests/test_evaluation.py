@@ -8,6 +8,7 @@ N terms, so no test may ask for more than that; each tolerance stays far below t
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -385,3 +386,13 @@ def test_the_judge_has_its_own_seed_whatever_the_notebooks_seed(synthetic_dir, t
     _, record = nb.judge()
     assert record["train_config"]["seed"] == E.JUDGE_SEED == 0 and record["train_config"]["precision"] == "fp32"
     assert nb.judge(seed=1)[1]["train_config"]["seed"] == 1
+
+
+def test_the_fid_of_singular_features_is_right_and_warns_nothing():
+    """The judge's ReLU features have constant dimensions; scipy's warning about the singular root would be printed
+    on every FID of a notebook run, while the root is right: the distance of a shifted copy is F d^2."""
+    f = np.random.default_rng(0).normal(size=(50, 128))
+    f[:, :20] = 0  # constant features, fewer samples than dimensions: singular covariances
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert E.frechet_distance(f, f + 0.1) == pytest.approx(128 * 0.01, abs=1e-3)

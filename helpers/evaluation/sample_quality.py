@@ -5,10 +5,12 @@ and each drawing's nearest training drawing. The judge scores drawings; it never
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
 from scipy import linalg
+from scipy.linalg import LinAlgWarning
 from scipy.special import rel_entr, softmax
 from torch import nn
 
@@ -52,10 +54,15 @@ def frechet_distance(f1: np.ndarray, f2: np.ndarray, eps: float = 1e-6) -> float
                          f"got {f1.shape} and {f2.shape}")
     m1, m2 = f1.mean(0), f2.mean(0)
     s1, s2 = np.atleast_2d(np.cov(f1, rowvar=False)), np.atleast_2d(np.cov(f2, rowvar=False))
-    covmean = linalg.sqrtm(s1 @ s2)
-    if not np.isfinite(covmean).all():
-        offset = eps * np.eye(len(s1))
-        covmean = linalg.sqrtm((s1 + offset) @ (s2 + offset))
+    # The judge's ReLU features leave some dimensions constant, so the covariances are singular and scipy warns
+    # that the root "might be inaccurate" on every call; what it could get wrong is checked below instead (a
+    # non-finite root, a large imaginary part), so the warning is not shown.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LinAlgWarning)
+        covmean = linalg.sqrtm(s1 @ s2)
+        if not np.isfinite(covmean).all():
+            offset = eps * np.eye(len(s1))
+            covmean = linalg.sqrtm((s1 + offset) @ (s2 + offset))
     if np.iscomplexobj(covmean):
         if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
             raise ValueError(f"frechet_distance: the matrix square root has an imaginary part of "
