@@ -18,7 +18,7 @@ METRICS := results/metrics.json
 endif
 DATA_DIR := $(or $(QUICKDRAW_DIR),data/quickdraw_subset_np)
 
-.PHONY: setup data reproduce report seeds judges precision-check test bench rehearse compat lab clean
+.PHONY: setup data reproduce report seeds judges precision-check test bench gpu-check rehearse compat lab clean
 
 # PIP_FLAGS: extra flags of the two pip installs (.ci/run passes --no-compile).
 PIP_FLAGS ?=
@@ -92,6 +92,15 @@ test: $(STAMP)
 BENCH_ARGS ?=
 bench: $(STAMP)
 	$(PY) bench/bench_training.py $(BENCH_ARGS)
+
+# The GPU check (bench/gpu_check.py): device, exact resume after SIGINT, determinism, throughput against the CPU, and
+# notebooks 02-04 at the quick budget on the GPU and the CPU side by side; one JSON in runs/gpu_check/. It installs
+# nothing: it runs with .venv's Python when there is one, else with PYTHON (Colab: pip install -e ., keeping its torch,
+# then make gpu-check PYTHON=python).
+GPU_CHECK_PY := $(if $(wildcard $(PY)),$(PY),$(PYTHON))
+GPU_CHECK_ARGS ?=
+gpu-check:
+	$(GPU_CHECK_PY) bench/gpu_check.py $(GPU_CHECK_ARGS)
 
 # A rehearsal at the course's size (20,000 + 5,000 synthetic drawings): every notebook, full evaluation sizes,
 # one-epoch models. REHEARSE_SIZE=sample rehearses on the folder of QUICKDRAW_DIR instead.

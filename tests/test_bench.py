@@ -62,3 +62,18 @@ def test_tsne_bench_smoke_run_prints_both_methods():
         assert int(n) == 300 and float(seconds) > 0 and float(cpu) > 0, out.stdout
         assert 0 <= float(acc) <= 1 and 0 <= float(trust) <= 1, out.stdout
     assert "subset of 200 points" in out.stdout, out.stdout
+
+
+def test_the_gpu_check_runs_in_its_tiny_form_on_the_cpu(tmp_path):
+    """`make gpu-check`'s script, on the CPU with synthetic drawings: every step runs and its checks pass."""
+    out = tmp_path / "summary.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--tiny", "--device", "cpu",
+                           "--out", str(out)], capture_output=True, text=True, cwd=tmp_path, env=child_env(),
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads(out.read_text(encoding="utf-8"))
+    assert summary["passed"] and all(summary["checks"].values()), summary["checks"]
+    resume = summary["resume"]
+    assert summary["device"]["device"] == "cpu" and 0 < resume["checkpoint_step"] < resume["steps"]
+    assert summary["throughput_images_per_s"]["cpu"]["fp32"] > 0
+    assert summary["notebooks"]["headline"]["cpu"]["headline"]["cnn_ae.test_mse"] > 0
