@@ -211,3 +211,23 @@ def test_the_class_conditional_pixelcnn_vae_samples_its_class_prior():
                           torch.randn(2, 32, generator=torch.Generator().manual_seed(0)), atol=1e-6)
     drawings, requested = H.decode_samples(model, H.PriorSampler(model), 5, seed=0)
     assert drawings.shape == (5, 1, 28, 28) and requested.tolist() == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("spec, old_names", [
+    ({"n_classes": 5, "class_prior": True, "class_input": "none"}, {"prior.means": "prior_means"}),
+    ({"prior": "vamp", "n_components": 3}, {"prior.pseudo_logits": "learned_prior.pseudo_logits"}),
+    ({"prior": "mog", "n_components": 2}, {f"prior.{n}": f"learned_prior.{n}" for n in ("means", "logvars",
+                                                                                        "weight_logits")}),
+])
+def test_a_model_cached_before_the_prior_was_a_part_loads(spec, old_names):
+    """Checkpoints in a user's runs/ name a class prior's means ``prior_means`` and a learned prior
+    ``learned_prior``: they load into the VAE of parts, weight for weight."""
+    torch.manual_seed(0)
+    trained = H.build_vae(latent_dim=8, **spec)
+    old = {old_names.get(k, k): v for k, v in trained.state_dict().items()}
+    assert set(old) != set(trained.state_dict())  # the old names, really
+    torch.manual_seed(1)
+    fresh = H.build_vae(latent_dim=8, **spec)
+    fresh.load_state_dict(old)
+    for (name, a), b in zip(trained.state_dict().items(), fresh.state_dict().values()):
+        assert torch.equal(a, b), name

@@ -55,7 +55,8 @@ class VAE(nn.Module):
         self.binarize = bool(binarize)
         # Built in this order by helpers.models.build, so that the same seed gives the same initial weights.
         self.encoder, self.decoder, self.prior = encoder, decoder, prior
-        self._register_load_state_dict_pre_hook(_renamed_prior_keys)
+        # The long-standing private form (the hook gets the module), not the public name newer torch releases add.
+        self._register_load_state_dict_pre_hook(_renamed_prior_keys, with_module=True)
 
     def one_hot(self, y: torch.Tensor | None) -> torch.Tensor | None:
         if not self.n_classes:
