@@ -442,3 +442,22 @@ def test_the_binarized_vae_trains_on_fresh_coins_and_is_scored_on_a_fixed_draw()
     vae.encode = lambda xb, y=None: (seen.append(xb) or torch.zeros(6, 4), torch.zeros(6, 4))
     H.vae_loss(vae, x), H.vae_loss(vae, x)
     assert set(seen[0].unique().tolist()) <= {0.0, 1.0} and not torch.equal(seen[0], seen[1])  # fresh coins
+
+
+def test_a_checkpoint_whose_optimizer_state_fits_another_parameter_order_is_refused(tmp_path, small_split):
+    """Adam's state is matched to the parameters by order: a checkpoint from another layout of the model must
+    stop with a message, not put one weight's moments on another."""
+    cfg = H.TrainConfig(steps=4, batch_size=8, ckpt_every=2)
+    ckpt = tmp_path / "ckpt.pt"
+    H.set_seed(0)
+    model, loss_fn = H.build_model({"kind": "cnn_ae"})
+    H.fit(model, loss_fn, (small_split[0][0],), None, H.TrainConfig(steps=2, batch_size=8, ckpt_every=2),
+          ckpt_path=ckpt, progress=False)
+    state = torch.load(ckpt, weights_only=True)
+    state["optimizer"]["state"] = {len(state["optimizer"]["state"]) - 1 - k: v
+                                   for k, v in state["optimizer"]["state"].items()}  # the order reversed
+    torch.save(state, ckpt)
+    H.set_seed(0)
+    again, _ = H.build_model({"kind": "cnn_ae"})
+    with pytest.raises(ValueError, match="does not fit this model's parameters"):
+        H.fit(again, loss_fn, (small_split[0][0],), None, cfg, ckpt_path=ckpt, progress=False)

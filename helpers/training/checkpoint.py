@@ -91,7 +91,12 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
     next step, and return the run's counters and records."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
+    optimizer.load_state_dict(state["optimizer"])  # matched to the parameters by their order, not their names
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            if any(torch.is_tensor(v) and v.ndim and v.shape != p.shape for v in optimizer.state.get(p, {}).values()):
+                raise ValueError(f"{path}: its optimizer state does not fit this model's parameters (written before "
+                                 f"a change to the model's layout); delete it to train this model from the start")
     rng = state["rng"]
     set_rng_state(rng if isinstance(rng, dict) else {"cpu": rng}, device)
     return RunState(state["step"], state["elapsed"], state["history"], state["window"])
