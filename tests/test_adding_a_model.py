@@ -202,6 +202,9 @@ def test_a_new_autoencoder_takes_four_files_keeps_the_suite_green_and_appears_in
     assert out["QUICK"] == 150
     metrics = json.loads((work / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["mlp_ae"]["latent_dim"] == 32 and metrics["mlp_ae"]["test_mse"] < 0.5
+    # The runner splits each notebook's time: notebook 05 trained every model (the cache was empty), 11 none.
+    times, training = metrics["timings"], metrics["training_times"]
+    assert 0 < training["05_tsne"] < times["05_tsne"] and training["11_mlp_autoencoder"] == 0
     assert "| MLP AE | 419,120 | 32 | 12 |" in out["TABLE"], out["TABLE"]  # (784+1)*256 + 257*32 + 33*256 + 257*784
     assert sorted(metrics["latent"]["models"]) == ["cnn_ae", "lstm_ae", "mlp_ae", "vae_cnn", "vae_gru"]
     assert metrics["latent"]["models"]["mlp_ae"]["label"] == "MLP AE"

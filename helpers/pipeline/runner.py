@@ -3,7 +3,8 @@
 Checks before anything runs: the data folder loads (helpers.load_quickdraw), and every parameter given is
 declared by the notebook with a value of its declared type (papermill only warns about unknown names; here
 they are errors). Executed copies go to runs/notebooks/; a failing notebook stops the run with its name,
-the failing cell and the error. The wall time of each notebook is merged into the results file.
+the failing cell and the error. The wall time of each notebook, and the part of it spent training models, are
+merged into the results file (``timings``, ``training_times``).
 
 Ctrl-C interrupts the running kernel as JupyterLab's stop button does (a model in training writes its
 checkpoint), and the run ends with one line that says what stopped and how to go on.
@@ -28,7 +29,7 @@ from ..results import default_outputs, merge_metrics
 from ..studies.registry import BUDGETS
 
 __all__ = ["SMALL_PARAMS", "CHOICES", "ParameterError", "Interrupted", "notebooks", "declared_parameters",
-           "check_parameters", "run_notebook", "reproduce"]
+           "check_parameters", "run_notebook", "reproduce", "training_seconds"]
 
 
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -227,10 +228,26 @@ def reproduce(only=None, budget: str = "full", extra: dict | None = None, fig_di
     times = {}
     for p, params in plans:
         print(f"== {p.name} ({budget} budget) ==", flush=True)
+        started = time.time()
         times[p.stem] = run_notebook(p, params, out_dir, log_output=log_output)
-        print(f"== {p.name} done in {times[p.stem]:.0f} s ==", flush=True)
+        training = training_seconds(runs_dir, since=started)
+        print(f"== {p.name} done in {times[p.stem]:.0f} s, of which {training:.0f} s training ==", flush=True)
         merge_metrics(results_path, "timings", {p.stem: times[p.stem]}, update=True)
+        merge_metrics(results_path, "training_times", {p.stem: training}, update=True)
     return times
+
+
+def training_seconds(runs_dir: Path, since: float) -> float:
+    """The training time (s) of the models that finished training after ``since`` (a time.time()): what their
+    records in the model cache say (``wall_time_s``; over every resumed part of a run). The rest of a notebook's
+    wall time is evaluation, figures and kernel start."""
+    import torch
+
+    total = 0.0
+    for final in (Path(runs_dir) / "models").glob("*/model.pt"):
+        if final.stat().st_mtime >= since:
+            total += torch.load(final, map_location="cpu", weights_only=True)["record"]["wall_time_s"]
+    return total
 
 
 _declared_cache: dict = {}

@@ -248,10 +248,18 @@ def table_latent(m: dict) -> str:
 
 
 def table_timings(m: dict) -> str:
-    t = m["timings"]
-    rows = [[f"`{name}.ipynb`", _minutes(s)] for name, s in sorted(t.items())]
-    rows.append(["**total**", _minutes(sum(t.values()))])
-    return md_table(["notebook", "wall time"], rows)
+    """Each notebook's wall time and, where the run recorded it, the part spent training (the rest: evaluation,
+    figures, kernel start)."""
+    t, training = m["timings"], m.get("training_times", {})
+
+    def split(name: str) -> list[str]:
+        return [_minutes(training[name]), _minutes(t[name] - training[name])] if name in training else ["–", "–"]
+
+    rows = [[f"`{name}.ipynb`", _minutes(s), *split(name)] for name, s in sorted(t.items())]
+    totals = [_minutes(sum(training.values())), _minutes(sum(t[n] - training[n] for n in training))] if training \
+        else ["–", "–"]
+    rows.append(["**total**", _minutes(sum(t.values())), *totals])
+    return md_table(["notebook", "wall time", "training", "the rest"], rows)
 
 
 def pct_cell(x) -> str:
