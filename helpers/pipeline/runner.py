@@ -35,7 +35,7 @@ __all__ = ["SMALL_PARAMS", "CHOICES", "ParameterError", "Interrupted", "notebook
 NOTEBOOK_DIR = ROOT / "notebooks"
 
 # The small runs: every notebook that declares ``budget`` gets "quick" (QUICK=1, a demo in minutes) or "tiny"
-# (the notebook tests, seconds) and reads its models' budgets from the registry (helpers/experiments.py).
+# (the notebook tests, seconds) and reads its models' budgets from the registry (helpers/studies/registry.py).
 # These are the evaluation and figure sizes of the small runs, by parameter name: each notebook takes the
 # ones it declares.
 SMALL_PARAMS = {
