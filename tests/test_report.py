@@ -105,14 +105,16 @@ def _row(fid, mode_fid=None, class_accuracy=None, sampler="prior"):
 def test_the_targets_table_takes_the_best_sampler_mode_rows_included_and_leaves_bounds_out():
     m = {"beyond": {"unconditional": {"vae": {"label": "VAE"}},
                     "samples": {"vae": {"prior": _row(500.0, 120.0), "mixture": _row(300.0, 99.0, sampler="mixture"),
-                                        "reconstructions": _row(250.0, 20.0, sampler="test reconstructions (bound)")}},
+                                        "reconstructions": _row(250.0, 20.0,
+                                                                sampler="test reconstructions (reference)")}},
                     "conditional": {"chosen": {"label": "class prior", "adherence": 0.79,
                                                "samples": {"prior": _row(330.0, 110.0, 0.84)}}}},
          "pixel": {"labels": {"pixel": "PixelCNN"}, "samples": {"pixel": {"prior": _row(55.0)}},
                    "conditional": {"c": {"label": "PixelCNN, class prior", "prior": _row(70.0, None, 0.91),
                                          "adherence": {"adherence": 0.6}}}}}
     best = H.best_rows(m)
-    assert best["best sampler of any model: FID"] == ("PixelCNN · prior", 55.0)  # the reconstructions' 20 is a bound
+    # The reconstructions' 20 is a reference, not a sampler.
+    assert best["best sampler of any model: FID"] == ("PixelCNN · prior", 55.0)
     assert best["class-conditional sampler: samples of the requested class"] == ("PixelCNN, class prior · prior", 0.91)
     assert best["class-conditional VAE: label adherence"] == ("class prior", 0.79)
     table = H.TABLES["targets"](m)

@@ -112,11 +112,12 @@ def real_reference(clf: nn.Module, X: torch.Tensor, n: int, ref_features: np.nda
 
 def reconstruction_metrics(clf: nn.Module, model: nn.Module, X: torch.Tensor, y: torch.Tensor,
                            ref_features: np.ndarray) -> dict:
-    """What any sampler of this decoder could reach at best: FID, KID, Inception-style score and class accuracy
+    """A reference for the samplers of this decoder: what it draws from the codes of real drawings (samplers can
+    beat it, since a sample need not look like a reconstruction). FID, KID, Inception-style score and class accuracy
     of the decoded posterior means of real drawings X (labels y; given to a conditional model), and under "mode"
     of the same decodes at each pixel's mode."""
     recon = reconstruct(model, X, y=y if is_conditional(model) else None)
-    return {"sampler": "test reconstructions (bound)",
+    return {"sampler": "test reconstructions (reference)",
             **_judged(clf, [(recon, np.asarray(y.cpu()))], ref_features)}
 
 

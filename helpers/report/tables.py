@@ -443,7 +443,7 @@ def _candidates(m: dict):
 
 def best_rows(m: dict) -> dict:
     """For each target of ``TARGETS``: (where, value) of the best sampler or model of the results, mode-decoded rows
-    included, reconstructions and real drawings left out (they are bounds and references, not samplers)."""
+    included, reconstructions and real drawings left out (they are references, not samplers)."""
     best = {}
     for what, key, direction, _ in TARGETS:
         found = []

@@ -63,7 +63,7 @@ def sampler_results(nb: Notebook, clf: nn.Module, model: nn.Module, samplers: li
                     test_features: np.ndarray, repeats: int = 1, n_recon: int | None = None) -> dict:
     """{sampler name: FID, KID, Inception-style score and class accuracy of ``n`` decoded samples, over ``repeats``
     draws, and of the same samples decoded to each pixel's mode}, and under "reconstructions" the same numbers
-    for the decoded test drawings (the bound no sampler of this decoder passes): all of them, or the first
+    for the decoded test drawings (a reference for this decoder's samplers, not a bound): all of them, or the first
     ``n_recon``, as the model reads them (``model_inputs``)."""
     out = {s.name: sampler_metrics(clf, model, s, n, test_features, nb.seed, repeats) for s in samplers}
     X, y = nb.X_test[:n_recon], nb.y_test[:n_recon]
