@@ -54,9 +54,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as f:  # make the bytes durable before the rename makes them visible
             os.fsync(f.fileno())
+        tmp.chmod(0o666 & ~_umask())  # mkstemp's file is private (0600); give it an ordinary file's mode
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only way to read the umask is to set it; set it back at once
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -84,11 +91,12 @@ def atomic_torch_save(path: str | os.PathLike, obj) -> None:
         torch.save(obj, tmp)
 
 
-def atomic_savefig(fig, path: str | os.PathLike, dpi: int = 150) -> Path:
-    """Save a matplotlib figure as PNG atomically (figures/NN_name.png, dpi 150)."""
+def atomic_savefig(fig, path: str | os.PathLike, dpi: int = 150, metadata: dict | None = None) -> Path:
+    """Save a matplotlib figure as PNG atomically (figures/NN_name.png, dpi 150); ``metadata``: text entries
+    of the PNG."""
     path = Path(path)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=path.suffix.lstrip(".") or "png", metadata=metadata)
     return path
 
 

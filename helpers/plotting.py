@@ -25,12 +25,35 @@ __all__ = [
 
 CMAP = "gray_r"
 PAD = 2  # pixels between drawings in a grid
+# At most this many drawings side by side in one figure: shown at page width (about 900 pixels), each drawing
+# then keeps about 50 pixels, enough to see its strokes. Wider grids are wrapped into rows of panels.
+MAX_DRAWING_COLUMNS = 16
+# The PNG text key under which savefig records the width (pixels) of the narrowest drawing in the figure.
+DRAWING_WIDTH_KEY = "quickdraw-ae drawing width px"
 
 
 def savefig(fig, fig_dir: str | os.PathLike, name: str, dpi: int = 150) -> Path:
     """Write ``fig`` to ``fig_dir/name`` (PNG, atomically; a relative ``fig_dir`` is taken from the repository
-    root) and return the path."""
-    return atomic_savefig(fig, repo_path(fig_dir) / name, dpi=dpi)
+    root) and return the path. The width in pixels of the figure's narrowest drawing thumbnail goes into the
+    PNG's metadata (``DRAWING_WIDTH_KEY``; "none" for a figure without drawings), so that a test can tell how large drawings appear at page width."""
+    width = drawing_width_px(fig, dpi)
+    metadata = {DRAWING_WIDTH_KEY: "none" if width is None else f"{width:.1f}"}
+    return atomic_savefig(fig, repo_path(fig_dir) / name, dpi=dpi, metadata=metadata)
+
+
+def drawing_width_px(fig, dpi: float) -> float | None:
+    """The displayed width, in pixels of a PNG saved at ``dpi``, of the narrowest 28-pixel drawing in ``fig``'s
+    image grids (``grid_image``) and single drawings; None when the figure shows no drawing."""
+    fig.canvas.draw()
+    widths = []
+    for ax in fig.axes:
+        for im in ax.get_images():
+            columns = getattr(im, "drawing_columns", None)
+            if columns is None:
+                continue
+            shown = im.get_window_extent().width * dpi / fig.dpi  # the whole image, in saved pixels
+            widths.append(shown * 28 / im.get_array().shape[1])
+    return min(widths) if widths else None
 
 
 def _as_images(x) -> torch.Tensor:
@@ -61,7 +84,8 @@ def grid_image(images, nrow: int, pad_value: float = 0.35) -> np.ndarray:
 
 
 def _show_grid(ax, images, nrow: int, row_labels=None, col_labels=None):
-    ax.imshow(grid_image(images, nrow), cmap=CMAP, vmin=0, vmax=1, interpolation="nearest")
+    im = ax.imshow(grid_image(images, nrow), cmap=CMAP, vmin=0, vmax=1, interpolation="nearest")
+    im.drawing_columns = nrow  # read by drawing_width_px
     cell = 28 + PAD
     ax.set_xticks([PAD + 14 + cell * i for i in range(len(col_labels))] if col_labels else [])
     ax.set_xticklabels(col_labels or [], rotation=0, fontsize=8)
@@ -103,13 +127,18 @@ def examples_per_class(images, labels, n_per_class: int = 10, class_names=CLASS_
 
 
 def mean_drawings(images, labels, class_names=CLASS_NAMES):
-    """The mean drawing of each class (ink probability per pixel)."""
-    fig, axes = plt.subplots(1, len(class_names), figsize=(2 * len(class_names), 2.4))
-    for c, ax in enumerate(axes):
-        ax.imshow(images[labels == c].mean(0) / 255, cmap=CMAP, vmin=0, vmax=1)
-        ax.set_title(class_names[c])
-        ax.axis("off")
-    fig.suptitle("Mean drawing per class (training split)")
+    """Per class, the mean drawing (top row) and the standard deviation of each pixel (bottom row), both of
+    intensities in [0, 1]: where a class's drawings agree and where they vary."""
+    fig, axes = plt.subplots(2, len(class_names), figsize=(1.9 * len(class_names), 4.3), squeeze=False)
+    for c in range(len(class_names)):
+        x = images[labels == c].astype(np.float32) / 255
+        for ax, image, what in ((axes[0][c], x.mean(0), "mean"), (axes[1][c], x.std(0), "sd")):
+            im = ax.imshow(image, cmap=CMAP, vmin=0, vmax=1 if what == "mean" else 0.5)
+            im.drawing_columns = 1
+            ax.set_title(f"{class_names[c]}: {what}", fontsize=10)
+            ax.axis("off")
+    fig.suptitle("Mean and standard deviation of each pixel, per class (training split)")
+    fig.tight_layout()
     return fig
 
 
@@ -130,8 +159,10 @@ def ink_histograms(images, labels, class_names=CLASS_NAMES, threshold: int = 0):
 
 # --- training -----------------------------------------------------------------------------------------
 
-def loss_curves(record: dict, title: str, ylabel: str = "per-pixel MSE", log_y: bool = True):
-    """Training loss (window means) and held-out loss against training steps."""
+def loss_curves(record: dict, title: str, ylabel: str = "per-pixel MSE", log_y: bool = True,
+                baseline: tuple[str, float] | None = None):
+    """Training loss (window means) and held-out loss against training steps; ``baseline``: (label, value),
+    drawn as a dashed horizontal line (e.g. the test MSE of the mean training image)."""
     h = record["history"]
     fig, ax = plt.subplots(figsize=(7, 3.8))
     every = h["log_every"]
@@ -139,6 +170,8 @@ def loss_curves(record: dict, title: str, ylabel: str = "per-pixel MSE", log_y: 
     ax.plot(h["train"]["step"], h["train"]["loss"], lw=1, alpha=0.8, label=label)
     if h["val"]["step"]:
         ax.plot(h["val"]["step"], h["val"]["loss"], "o-", ms=3, label="held-out (test split)")
+    if baseline is not None:
+        ax.axhline(baseline[1], ls="--", color="0.4", lw=1, label=f"{baseline[0]} ({baseline[1]:.4f})")
     ax.set_xlabel("training step")
     ax.set_ylabel(ylabel)
     if log_y:
@@ -198,16 +231,37 @@ def reconstruction_grid(rows: dict[str, torch.Tensor], labels, class_names=CLASS
     return fig
 
 
+def panel_layout(n_panels: int, columns: int, rows: int, max_aspect: float = 2.6) -> int:
+    """How many panels of ``columns`` x ``rows`` drawings to put side by side: as many as keep at most
+    ``MAX_DRAWING_COLUMNS`` drawings across the figure and its width at most ``max_aspect`` times its height,
+    at least one."""
+    best = 1
+    for per_row in range(1, n_panels + 1):
+        n_rows = -(-n_panels // per_row)
+        width, height = per_row * columns, n_rows * (rows + 0.8)  # 0.8: a panel title's height in drawings
+        if per_row * columns <= MAX_DRAWING_COLUMNS and width <= max_aspect * height:
+            best = per_row
+    return best
+
+
 def sample_grids(samples: dict[str, torch.Tensor], nrow: int = 8, title: str = "Samples from the prior z ~ N(0, I)",
                  row_labels=None):
-    """Side-by-side grids of samples, one panel per model or sampler. ``row_labels``: a label per grid row,
-    for the first panel (a list) or for the panels it names (a dict {panel name: labels})."""
+    """Grids of samples, one panel per model or sampler, ``nrow`` drawings per grid row; the panels are set side
+    by side, wrapped into rows of panels where a single row would be too wide to read at page width
+    (``panel_layout``). ``row_labels``: a label per grid row, for the first panel of each row of panels (a list)
+    or for the panels it names (a dict {panel name: labels})."""
     rows = max((len(s) + nrow - 1) // nrow for s in samples.values())
-    fig, axes = plt.subplots(1, len(samples), figsize=(0.65 * nrow * len(samples) + 1, 0.65 * rows + 0.9),
-                             squeeze=False)
+    columns = min(nrow, max(len(s) for s in samples.values()))
+    per_row = panel_layout(len(samples), columns, rows)
+    n_rows = -(-len(samples) // per_row)
+    label_width = 1.6 if row_labels is not None else 0.3
+    fig, axes = plt.subplots(n_rows, per_row, figsize=(0.65 * columns * per_row + label_width,
+                                                       (0.65 * rows + 0.5) * n_rows + 0.5), squeeze=False)
     if row_labels is not None and not isinstance(row_labels, dict):
-        row_labels = {next(iter(samples)): row_labels}
-    for ax, (name, s) in zip(axes[0], samples.items()):
+        row_labels = {name: row_labels for i, name in enumerate(samples) if i % per_row == 0}
+    for ax in axes.flat[len(samples):]:
+        ax.axis("off")
+    for ax, (name, s) in zip(axes.flat, samples.items()):
         _show_grid(ax, s, nrow, row_labels=(row_labels or {}).get(name))
         ax.set_title(name, fontsize=10)
     fig.suptitle(title)
@@ -240,21 +294,30 @@ def relabel_grids(rows: dict[str, torch.Tensor], labels, class_names=CLASS_NAMES
 
 
 def interpolation_rows(rows: dict[str, torch.Tensor], title: str):
-    """One row per model: the two endpoints' decodings and the path between them."""
+    """One panel per model, titled with its name: the two endpoints' decodings and the path between them."""
     n = len(next(iter(rows.values())))
-    fig, ax = plt.subplots(figsize=(n * 0.8 + 2, len(rows) * 0.9 + 0.6))
-    _show_grid(ax, torch.cat([_as_images(v) for v in rows.values()]), n, row_labels=list(rows))
-    ax.set_title(title)
+    fig, axes = plt.subplots(len(rows), 1, figsize=(n * 0.7 + 0.4, len(rows) * 1.05 + 0.5), squeeze=False)
+    for ax, (name, images) in zip(axes[:, 0], rows.items()):
+        _show_grid(ax, images, n)
+        ax.set_title(name, fontsize=9, loc="left")
+    fig.suptitle(title)
+    fig.tight_layout()
     return fig
 
 
-def nearest_neighbour_pairs(samples, neighbours, distances, title: str):
-    """Top row: samples; bottom row: each one's nearest training drawing, with the L2 distance."""
+def nearest_neighbour_pairs(samples, neighbours, distances, title: str, per_row: int = 8):
+    """Pairs of rows, ``per_row`` columns each: samples, and under each one its nearest training drawing, with
+    the L2 distance (pixel intensities in [0, 1]) above the column."""
     n = len(samples)
-    fig, ax = plt.subplots(figsize=(n * 0.8 + 2, 2.4))
-    _show_grid(ax, torch.cat([_as_images(samples), _as_images(neighbours)]), n,
-               row_labels=["sample", "nearest train"], col_labels=[f"{d:.1f}" for d in distances])
-    ax.set_title(title + " (L2 distance in pixel space above each column)", fontsize=9)
+    blocks = -(-n // per_row)
+    fig, axes = plt.subplots(blocks, 1, figsize=(min(n, per_row) * 0.75 + 2.2, 2.3 * blocks + 0.9), squeeze=False)
+    samples, neighbours = _as_images(samples), _as_images(neighbours)
+    for b, ax in enumerate(axes[:, 0]):
+        sl = slice(b * per_row, min(n, (b + 1) * per_row))
+        _show_grid(ax, torch.cat([samples[sl], neighbours[sl]]), sl.stop - sl.start,
+                   row_labels=["sample", "nearest train"], col_labels=[f"{d:.1f}" for d in distances[sl]])
+    fig.suptitle(title + "\n(L2 distance in pixel space above each column)", fontsize=10)
+    fig.tight_layout()
     return fig
 
 
@@ -294,8 +357,12 @@ def tsne_panels(embeddings: dict[str, np.ndarray], labels, class_names=CLASS_NAM
     import seaborn as sns
 
     colors = sns.color_palette("tab10", len(class_names))
-    fig, axes = plt.subplots(1, len(embeddings), figsize=(4.6 * len(embeddings), 4.8), squeeze=False)
-    for ax, (name, e) in zip(axes[0], embeddings.items()):
+    cols = min(2, len(embeddings))  # two panels per row: four panels read at page width as a 2 x 2 grid
+    n_rows = -(-len(embeddings) // cols)
+    fig, axes = plt.subplots(n_rows, cols, figsize=(4.2 * cols, 4.0 * n_rows + 0.6), squeeze=False)
+    for ax in axes.flat[len(embeddings):]:
+        ax.axis("off")
+    for ax, (name, e) in zip(axes.flat, embeddings.items()):
         for c, cname in enumerate(class_names):
             m = labels == c
             ax.scatter(e[m, 0], e[m, 1], s=3, alpha=0.6, color=colors[c], label=cname, rasterized=True)
@@ -305,7 +372,7 @@ def tsne_panels(embeddings: dict[str, np.ndarray], labels, class_names=CLASS_NAM
     handles = [plt.Line2D([], [], marker="o", ls="", color=colors[c], label=n) for c, n in enumerate(class_names)]
     fig.legend(handles=handles, loc="lower center", ncol=len(class_names), frameon=False)
     fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
 
 
@@ -337,8 +404,9 @@ def rate_distortion_figure(points: dict, title: str = "Rate against distortion (
     dists = np.array([p["distortion"] for p in points.values()])
     best = float((rates + dists).min())
     xs = np.linspace(0, rates.max() * 1.15, 2)
-    for offset in (0, 10, 20):
-        ax.plot(xs, best + offset - xs, ":", color="0.6", lw=1)
+    for offset in (0, 10, 20):  # lines of constant -ELBO = rate + distortion, labelled where they leave the plot
+        ax.plot(xs, best + offset - xs, ":", color="0.6", lw=1,
+                label="constant −ELBO: the best, +10, +20 nats" if offset == 0 else None)
     for p in points.values():
         warm = bool(p["kl_warmup"])
         ax.scatter(p["rate"], p["distortion"], s=50, marker="s" if warm else "o", color="C1" if warm else "C0",
@@ -351,6 +419,7 @@ def rate_distortion_figure(points: dict, title: str = "Rate against distortion (
     ax.set_ylim(dists.min() - pad, dists.max() + 2 * pad)
     ax.set_xlabel("rate: KL(q(z|x) || p(z)), nats per drawing")
     ax.set_ylabel("distortion: −E log p(x|z), nats per drawing")
+    ax.legend(loc="upper right", fontsize=8)
     ax.set_title(title)
     fig.tight_layout()
     return fig

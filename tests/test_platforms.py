@@ -79,7 +79,7 @@ def test_no_evaluation_function_makes_a_float64_tensor(models, synthetic):
         assert feats.dtype == probs.dtype == np.float64  # float64 in NumPy
         H.generative_metrics(clf, H.decode_samples(vae, H.PriorSampler(vae), 20)[0], X)
         H.sampler_metrics(clf, cvae, H.PriorSampler(cvae), 10, feats)
-        H.memorisation(vae, X_train, X, n=3, n_test=5)
+        H.memorisation(vae, X_train, X, n=5, n_show=3)
         H.interpolate(cvae, X[0], X[1], y_a=0, y_b=1)
         codes = H.encode_all(vae, X_train)
         mixture = H.MixtureSampler(codes, 2)
