@@ -22,7 +22,7 @@ import warnings
 import torch
 
 __all__ = ["pick_device", "cuda_problem", "reproducible_cuda", "PRECISIONS", "native_bf16", "check_precision",
-           "autocast", "rng_state", "set_rng_state", "keep_freed_memory"]
+           "autocast", "rng_state", "set_rng_state", "keep_freed_memory", "machine_summary"]
 
 
 def _mps_available() -> bool:
@@ -217,3 +217,36 @@ def keep_freed_memory() -> bool:
             _kept_freed_memory = bool(libc.mallopt(_M_MMAP_THRESHOLD, _KEEP_BYTES)
                                       and libc.mallopt(_M_TRIM_THRESHOLD, _KEEP_BYTES))
     return _kept_freed_memory
+
+
+def cpu_name() -> str:
+    """The CPU's model name: /proc/cpuinfo on Linux, sysctl on macOS, else what ``platform`` knows."""
+    import subprocess
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    if sys.platform == "darwin":
+        try:
+            return subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True,
+                                  timeout=5).stdout.strip() or platform.machine()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def machine_summary(device: str = "auto") -> dict:
+    """What a timing depends on: the CPU, its logical cores, torch's threads, the device a notebook would pick
+    (with the GPU's name), and the 1-minute load average now (None where the OS has none, e.g. Windows)."""
+    dev = pick_device(device)
+    try:
+        load = round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        load = None
+    return {"cpu": cpu_name(), "logical_cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "device": dev.type if dev.type != "cuda" else f"cuda ({torch.cuda.get_device_name(dev)})",
+            "load_average": load}

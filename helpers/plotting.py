@@ -35,7 +35,8 @@ DRAWING_WIDTH_KEY = "quickdraw-ae drawing width px"
 def savefig(fig, fig_dir: str | os.PathLike, name: str, dpi: int = 150) -> Path:
     """Write ``fig`` to ``fig_dir/name`` (PNG, atomically; a relative ``fig_dir`` is taken from the repository
     root) and return the path. The width in pixels of the figure's narrowest drawing thumbnail goes into the
-    PNG's metadata (``DRAWING_WIDTH_KEY``; "none" for a figure without drawings), so that a test can tell how large drawings appear at page width."""
+    PNG's metadata (``DRAWING_WIDTH_KEY``; "none" for a figure without drawings), so that a test can tell how
+    large drawings appear at page width."""
     width = drawing_width_px(fig, dpi)
     metadata = {DRAWING_WIDTH_KEY: "none" if width is None else f"{width:.1f}"}
     return atomic_savefig(fig, repo_path(fig_dir) / name, dpi=dpi, metadata=metadata)

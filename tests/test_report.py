@@ -95,32 +95,3 @@ def test_a_run_without_the_optional_sections_renders_with_a_pointer_to_their_com
     del metrics["vae"]  # a section that `make reproduce` writes is still required
     with pytest.raises(KeyError):
         H.render_report(REPORT.read_text(encoding="utf-8"), metrics)
-
-
-def _row(fid, mode_fid=None, class_accuracy=None, sampler="prior"):
-    row = {"sampler": sampler, "fid": fid, "class_accuracy": class_accuracy}
-    return row if mode_fid is None else {**row, "mode": {"fid": mode_fid, "class_accuracy": class_accuracy}}
-
-
-def test_the_targets_table_takes_the_best_sampler_mode_rows_included_and_leaves_bounds_out():
-    m = {"beyond": {"unconditional": {"vae": {"label": "VAE"}},
-                    "samples": {"vae": {"prior": _row(500.0, 120.0), "mixture": _row(300.0, 99.0, sampler="mixture"),
-                                        "reconstructions": _row(250.0, 20.0,
-                                                                sampler="test reconstructions (reference)")}},
-                    "conditional": {"chosen": {"label": "class prior", "adherence": 0.79,
-                                               "samples": {"prior": _row(330.0, 110.0, 0.84)}}}},
-         "pixel": {"labels": {"pixel": "PixelCNN"}, "samples": {"pixel": {"prior": _row(55.0)}},
-                   "conditional": {"c": {"label": "PixelCNN, class prior", "prior": _row(70.0, None, 0.91),
-                                         "adherence": {"adherence": 0.6}}}}}
-    best = H.best_rows(m)
-    # The reconstructions' 20 is a reference, not a sampler.
-    assert best["best sampler of any model: FID"] == ("PixelCNN · prior", 55.0)
-    assert best["class-conditional sampler: samples of the requested class"] == ("PixelCNN, class prior · prior", 0.91)
-    assert best["class-conditional VAE: label adherence"] == ("class prior", 0.79)
-    table = H.TABLES["targets"](m)
-    assert "| ≤ 60.0 | 55.0 | PixelCNN · prior | met |" in table
-    assert "missed by 6.0 points" in table  # adherence 79% against 85%
-    m["pixel"]["samples"]["pixel"]["prior"]["fid"] = 150.0
-    assert H.best_rows(m)["best sampler of any model: FID"] == ("PixelCNN, class prior · prior", 70.0)
-    m["pixel"]["conditional"]["c"]["prior"]["fid"] = 150.0
-    assert H.best_rows(m)["best sampler of any model: FID"] == ("VAE · mixture (mode)", 99.0)

@@ -23,7 +23,7 @@ import uuid
 from pathlib import Path
 
 from ..data.quickdraw import DataError, load_quickdraw, resolve_data_dir
-from ..devices import PRECISIONS, check_precision, pick_device
+from ..devices import PRECISIONS, check_precision, machine_summary, pick_device
 from ..files import ROOT
 from ..results import default_outputs, merge_metrics
 from ..studies.registry import BUDGETS
@@ -228,12 +228,14 @@ def reproduce(only=None, budget: str = "full", extra: dict | None = None, fig_di
     times = {}
     for p, params in plans:
         print(f"== {p.name} ({budget} budget) ==", flush=True)
+        machine = machine_summary(params.get("device", "auto"))  # the load before the notebook starts
         started = time.time()
         times[p.stem] = run_notebook(p, params, out_dir, log_output=log_output)
         training = training_seconds(runs_dir, since=started)
         print(f"== {p.name} done in {times[p.stem]:.0f} s, of which {training:.0f} s training ==", flush=True)
         merge_metrics(results_path, "timings", {p.stem: times[p.stem]}, update=True)
         merge_metrics(results_path, "training_times", {p.stem: training}, update=True)
+        merge_metrics(results_path, "timings_machine", {p.stem: machine}, update=True)
     return times
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from ..results import CLAIMS, bits_per_dim, flatten_stats, lookup, spread_cell
 from ..studies.registry import runs_of
 
-__all__ = ["TABLES", "TARGETS", "SAMPLE_HEADER", "md_table", "pct_cell", "sample_cells", "sample_note",
-           "sample_rows", "best_rows"]
+__all__ = ["TABLES", "SAMPLE_HEADER", "md_table", "pct_cell", "sample_cells", "sample_note", "sample_rows",
+           "describe"]
 
 
 def md_table(header: list[str], rows: list[list]) -> str:
@@ -46,12 +46,60 @@ def _spread_note(m: dict) -> str:
     return f" (mean ± sd over {len(m['seeds']['seeds'])} seeds)" if "seeds" in m else ""
 
 
+# Words for the results' section and metric keys, in the tables that name a number by where it lives.
+SECTION_WORDS = {"lstm_ae": "LSTM AE", "cnn_ae": "CNN AE", "classifier": "judge", "reference_real": "real drawings"}
+METRIC_WORDS = {"test_mse": "test MSE", "neg_elbo": "test −ELBO", "iwae": "IWAE bound", "fid": "FID", "kid": "KID",
+                "class_accuracy": "samples of the requested class", "adherence": "label adherence",
+                "test_accuracy": "test accuracy", "knn5_accuracy": "5-NN accuracy", "silhouette": "silhouette",
+                "inception_score": "Inception-style score", "accuracy": "accuracy"}
+
+
+def describe(m: dict, path: str) -> str:
+    """A number of the results named in words: "CNN-CNN VAE · mixture: FID (mode-decoded)" for
+    "beyond.samples.vae_cnn.mixture.mode.fid". The names are the labels the results hold along ``path``: a
+    model's "label", then a sampler's "sampler"; the metric's words come from ``METRIC_WORDS``."""
+    keys, node, names, mode = path.split("."), m, [], False
+    labels = _labels_by_key(m)
+    for i, key in enumerate(keys[:-1]):
+        node = node.get(key) if isinstance(node, dict) else None
+        if key == "mode":
+            mode = True
+        elif not isinstance(node, dict):
+            raise KeyError(f"{path}: no results at {'.'.join(keys[:i + 1])}")
+        elif "label" in node:  # a model (its sample record may also name its sampler: the model's name wins)
+            names = [node["label"]]
+        elif "sampler" in node:
+            names.append(node["sampler"])
+        elif key in labels:  # a model's records kept apart from its label, e.g. beyond.samples.<run name>
+            names = [labels[key]]
+        elif key in SECTION_WORDS:
+            names = [SECTION_WORDS[key]]
+    what = METRIC_WORDS.get(keys[-1], keys[-1].replace("_", " "))
+    return f"{' · '.join(names) or keys[0]}: {what}{' (mode-decoded)' if mode else ''}"
+
+
+def _labels_by_key(node, found: dict | None = None) -> dict:
+    """{key: label} of every record in the results that has a "label" (the first one seen for each key)."""
+    found = {} if found is None else found
+    if isinstance(node, dict):
+        for key, child in node.items():
+            if isinstance(child, dict):
+                if isinstance(child.get("label"), str):
+                    found.setdefault(key, child["label"])
+                _labels_by_key(child, found)
+    return found
+
+
+def _chain(m: dict, chain: list[str]) -> str:
+    return " < ".join(describe(m, p) for p in chain)
+
+
 def table_seeds(m: dict) -> str:
     """The report's comparisons, seed by seed (helpers.results.CLAIMS)."""
     rows = []
     for name, chain in CLAIMS.items():
         c = m["seeds"]["claims"][name]
-        rows.append([" < ".join(f"`{p}`" for p in chain), f"{c['holds']} of {c['n']}",
+        rows.append([_chain(m, chain), f"{c['holds']} of {c['n']}",
                      ", ".join(map(str, c["fails_in_seeds"])) or "–"])
     return md_table(["comparison (lower first)", "holds in seeds", "fails in seed"], rows)
 
@@ -62,7 +110,7 @@ def table_judge_claims(m: dict) -> str:
     for name, c in m["judges"]["claims"].items():
         chain = CLAIMS[name]
         if c["n"]:
-            rows.append([" < ".join(f"`{p}`" for p in chain), f"{c['holds']} of {c['n']}",
+            rows.append([_chain(m, chain), f"{c['holds']} of {c['n']}",
                          ", ".join(map(str, c["fails_in_seeds"])) or "–"])
     return md_table(["comparison (lower first)", "holds under judges", "fails under judge"], rows)
 
@@ -82,7 +130,7 @@ def table_judges(m: dict) -> str:
     rows = []
     for path, x in judged.items():
         spec = ".1f" if path.endswith("fid") else ".1%"
-        rows.append([f"`{path}`", format(x["seed0"], spec), spread(x, spec), spread(seeds.get(path), spec)])
+        rows.append([describe(m, path), format(x["seed0"], spec), spread(x, spec), spread(seeds.get(path), spec)])
     n_judges, n_seeds = len(m["judges"]["judges"]), len(m["seeds"]["seeds"]) if "seeds" in m else 0
     return md_table(["number", "the report's (judge 0, seed 0)", f"over {n_judges} judges (seed 0's models)",
                      f"over {n_seeds} seeds (judge 0)"], rows)
@@ -140,7 +188,7 @@ def table_precision(m: dict) -> str:
         if isinstance(node, dict) and "fp32" in node:
             spec = ".4f" if abs(node["fp32"]) < 1 else ".2f"
             change = "–" if node["change"] is None else f"{node['change']:+.2%}"
-            rows.append([f"`{'.'.join(path)}`", format(node["fp32"], spec), format(node[other], spec), change])
+            rows.append([describe(m, ".".join(path)), format(node["fp32"], spec), format(node[other], spec), change])
         elif isinstance(node, dict):
             for key, value in node.items():
                 walk(value, path + [key])
@@ -249,17 +297,25 @@ def table_latent(m: dict) -> str:
 
 def table_timings(m: dict) -> str:
     """Each notebook's wall time and, where the run recorded it, the part spent training (the rest: evaluation,
-    figures, kernel start)."""
-    t, training = m["timings"], m.get("training_times", {})
+    figures, kernel start), with the machine it ran on and the machine's load (1-minute load average) just before
+    it started: a time means little without them."""
+    t, training, machines = m["timings"], m.get("training_times", {}), m.get("timings_machine", {})
 
     def split(name: str) -> list[str]:
         return [_minutes(training[name]), _minutes(t[name] - training[name])] if name in training else ["–", "–"]
 
-    rows = [[f"`{name}.ipynb`", _minutes(s), *split(name)] for name, s in sorted(t.items())]
+    def machine(name: str) -> list[str]:
+        x = machines.get(name)
+        if x is None:
+            return ["not recorded", "–"]
+        load = "–" if x.get("load_average") is None else f"{x['load_average']:.2f}"
+        return [f"{x['cpu']}, {x['logical_cpus']} logical CPUs, {x['torch_threads']} threads, {x['device']}", load]
+
+    rows = [[f"`{name}.ipynb`", _minutes(s), *split(name), *machine(name)] for name, s in sorted(t.items())]
     totals = [_minutes(sum(training.values())), _minutes(sum(t[n] - training[n] for n in training))] if training \
         else ["–", "–"]
-    rows.append(["**total**", _minutes(sum(t.values())), *totals])
-    return md_table(["notebook", "wall time", "training", "the rest"], rows)
+    rows.append(["**total**", _minutes(sum(t.values())), *totals, "", ""])
+    return md_table(["notebook", "wall time", "training", "the rest", "machine", "load before"], rows)
 
 
 def pct_cell(x) -> str:
@@ -281,16 +337,29 @@ def sample_rows(m: dict, label: str, path: str, samples: dict) -> list[list]:
 
 
 def table_beyond_samples(m: dict) -> str:
+    """Where samples can come from besides N(0, I), for the unconditional VAEs: the ex-post mixtures and the test
+    reconstructions (the prior rows are section 5's table), and, when notebook 09 has run, the learned prior's
+    model with its own prior and the ex-post mixtures (its N(0, I) twin is the CNN-CNN VAE above)."""
     b = m["beyond"]
-    ref = b["reference_real"]
-    rows = [[ref["sampler"], *sample_cells(m, "beyond.reference_real", ref), f"{ref['inception_score']:.2f}",
-             pct_cell(ref.get("class_accuracy")), sample_note(m, ref)]]
-    rows += [row for name in sorted(b["samples"])
-             for row in sample_rows(m, b["unconditional"][name]["label"], f"beyond.samples.{name}", b["samples"][name])]
-    rows += [row for key in sorted(b["conditional"])
-             for row in sample_rows(m, f"conditional, {b['conditional'][key]['label']}",
-                                     f"beyond.conditional.{key}.samples", b["conditional"][key]["samples"])]
+    rows = [row for name in sorted(b["samples"])
+            for row in sample_rows(m, b["unconditional"][name]["label"], f"beyond.samples.{name}",
+                                   {k: v for k, v in b["samples"][name].items() if k != "prior"})]
+    if "priors" in m:
+        rows += [row for key, t in m["priors"]["models"].items() if key != "standard"
+                 for row in sample_rows(m, t["label"], f"priors.models.{key}.samples", t["samples"])]
     return md_table(["model · sampler", SAMPLE_HEADER[0] + _spread_note(m), *SAMPLE_HEADER[1:],
+                     "Inception-style score", "requested class" + _spread_note(m), "N × draws"], rows)
+
+
+def table_conditional_samples(m: dict) -> str:
+    """The samples of both conditional designs: the chosen one's prior, class mixture and reconstructions, the
+    course recipe's class mixture and reconstructions (its prior samples are section 5's table)."""
+    b = m["beyond"]
+    rows = [row for key in sorted(b["conditional"])
+            for row in sample_rows(m, b["conditional"][key]["label"], f"beyond.conditional.{key}.samples",
+                                   {k: v for k, v in b["conditional"][key]["samples"].items()
+                                    if not (k == "prior" and key == "course recipe")})]
+    return md_table(["conditional VAE · sampler", SAMPLE_HEADER[0] + _spread_note(m), *SAMPLE_HEADER[1:],
                      "Inception-style score", "requested class" + _spread_note(m), "N × draws"], rows)
 
 
@@ -316,22 +385,14 @@ def table_beyond_conditional(m: dict) -> str:
     b, floor = m["beyond"], m["data"].get("entropy_floor_test")
     rows = []
     for key, x in b["conditional"].items():
-        prior, mixture = x["samples"]["prior"], x["samples"]["class mixture"]
         above = "–" if floor is None else f"{x['neg_elbo'] - floor:.1f} / {x['iwae'] - floor:.1f}"
         rows.append([x["label"], _cell(m, f"beyond.conditional.{key}.neg_elbo", ".1f"),
                      _cell(m, f"beyond.conditional.{key}.iwae", ".1f"), above,
                      _cell(m, f"beyond.conditional.{key}.adherence", ".1%"),
-                     pct_cell(prior["class_accuracy"]), spread_cell(prior, "fid", ".1f"),
-                     pct_cell(mixture["class_accuracy"]), spread_cell(mixture, "fid", ".1f")])
+                     _cell(m, f"beyond.conditional.{key}.samples.prior.class_accuracy", ".1%")])
     return md_table(["conditional VAE (whole training split)", "test -ELBO" + _spread_note(m), "IWAE",
-                     "above the floor (-ELBO / IWAE)", "label adherence", "prior: requested class", "prior: FID",
-                     "class mixture: requested class", "class mixture: FID"], rows)
-
-
-# Targets for the best samplers (test split, the fixed judge, N = 1,000): (what, metric, best is "min"/"max", target).
-TARGETS = (("best sampler of any model: FID", "fid", "min", 60.0),
-           ("class-conditional sampler: samples of the requested class", "class_accuracy", "max", 0.90),
-           ("class-conditional VAE: label adherence", "adherence", "max", 0.85))
+                     "above the floor (-ELBO / IWAE)", "label adherence", "prior samples of the requested class"],
+                    rows)
 
 
 def table_rate_distortion(m: dict) -> str:
@@ -379,13 +440,6 @@ def _reference_row(m: dict, section: str) -> list:
 SAMPLES_HEADER = ["model · sampler", *SAMPLE_HEADER, "Inception-style score", "requested class", "N × draws"]
 
 
-def table_prior_samples(m: dict) -> str:
-    rows = [_reference_row(m, "priors")]
-    rows += [row for key, t in _standard_first(m["priors"]["models"]).items()
-             for row in sample_rows(m, t["label"], f"priors.models.{key}.samples", t["samples"])]
-    return md_table(SAMPLES_HEADER, rows)
-
-
 PIXEL_ORDER = ("factorized", "pixel", "local", "chosen", "pixel_conditional", "local_conditional")
 
 
@@ -423,63 +477,16 @@ def table_pixel_conditional(m: dict) -> str:
                      "still the original class", "relabelled test drawings"], rows)
 
 
-def _candidates(m: dict):
-    """(where, metric record) of every test-split sample row and conditional model of the results."""
-    b, p, x = m.get("beyond", {}), m.get("priors", {}), m.get("pixel", {})
-    for name, samples in b.get("samples", {}).items():
-        label = b["unconditional"][name]["label"]
-        yield from ((f"{label} · {s['sampler']}", s) for s in samples.values())
-    for c in b.get("conditional", {}).values():
-        yield from ((f"{c['label']} · {s['sampler']}", s) for s in c.get("samples", {}).values())
-        yield f"{c['label']}", c
-    for t in p.get("models", {}).values():
-        yield from ((f"{t['label']} · {s['sampler']}", s) for s in t["samples"].values())
-    for key, samples in x.get("samples", {}).items():
-        yield from ((f"{x['labels'][key]} · {s['sampler']}", s) for s in samples.values())
-    for c in x.get("conditional", {}).values():
-        yield f"{c['label']} · {c['prior']['sampler']}", c["prior"]
-        yield c["label"], c["adherence"]
-
-
-def best_rows(m: dict) -> dict:
-    """For each target of ``TARGETS``: (where, value) of the best sampler or model of the results, mode-decoded rows
-    included, reconstructions and real drawings left out (they are references, not samplers)."""
-    best = {}
-    for what, key, direction, _ in TARGETS:
-        found = []
-        for where, rec in _candidates(m):
-            if "reconstructions" in where or "real" in where:
-                continue
-            for name, r in ((where, rec), (where + " (mode)", rec.get("mode") or {})):
-                if r.get(key) is not None:
-                    found.append((name, float(r[key])))
-        best[what] = (min if direction == "min" else max)(found, key=lambda t: t[1]) if found else None
-    return best
-
-
-def table_targets(m: dict) -> str:
-    rows = []
-    for (what, key, direction, target), found in zip(TARGETS, best_rows(m).values()):
-        fmt = (lambda v: f"{v:.1f}") if key == "fid" else (lambda v: f"{v:.1%}")
-        gap = (lambda d: f"{d:.1f}") if key == "fid" else (lambda d: f"{100 * d:.1f} points")
-        if found is None:
-            rows.append([what, fmt(target), "–", "–", "not measured"])
-            continue
-        met = found[1] <= target if direction == "min" else found[1] >= target
-        rows.append([what, ("≤ " if direction == "min" else "≥ ") + fmt(target), fmt(found[1]), found[0],
-                     "met" if met else f"missed by {gap(abs(found[1] - target))}"])
-    return md_table(["target (test split, N = 1,000 per draw)", "target", "best", "where", "verdict"], rows)
-
-
 _STUDY_TABLES = {"rate-distortion": table_rate_distortion, "prior-candidates": table_prior_candidates,
-                "prior-bounds": table_prior_bounds, "prior-samples": table_prior_samples,
+                "prior-bounds": table_prior_bounds,
                 "pixel-bounds": table_pixel_bounds, "pixel-samples": table_pixel_samples,
-                "pixel-conditional": table_pixel_conditional, "targets": table_targets}
+                "pixel-conditional": table_pixel_conditional}
 
 
 TABLES = {"data": table_data, "md5": table_md5, "autoencoders": table_autoencoders,
           "vae-bounds": table_vae_bounds, "vae-samples": table_vae_samples, "conditional": table_conditional,
           "latent": table_latent, "timings": table_timings, "beyond-samples": table_beyond_samples,
+          "conditional-samples": table_conditional_samples,
           "beyond-mixtures": table_beyond_mixtures, "beyond-candidates": table_beyond_candidates,
           "beyond-conditional": table_beyond_conditional, "seeds": table_seeds,
           "precision": table_precision, "bench": table_bench, "judges": table_judges,
