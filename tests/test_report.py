@@ -95,3 +95,25 @@ def test_a_run_without_the_optional_sections_renders_with_a_pointer_to_their_com
     del metrics["vae"]  # a section that `make reproduce` writes is still required
     with pytest.raises(KeyError):
         H.render_report(REPORT.read_text(encoding="utf-8"), metrics)
+
+
+def _prose(text: str) -> str:
+    """The report as a reader sees it: without the HTML comments that mark rendered numbers and tables."""
+    return re.sub(r"<!--.*?-->", "", text, flags=re.S)
+
+
+def test_the_report_body_before_the_appendices_is_at_most_450_lines():
+    lines = REPORT.read_text(encoding="utf-8").splitlines()
+    first_appendix = next((i for i, line in enumerate(lines) if line.startswith("## Appendix")), len(lines))
+    assert first_appendix <= 450, f"report.md: {first_appendix} lines before the first appendix (at most 450)"
+
+
+@pytest.mark.parametrize("pattern, what", [
+    (r"\bround \d|\bround\b", "a round of work"), (r"\btargets? set\b", "targets set for a round of work"),
+    (r"\bissue \d", "an issue number"), (r"\bregistry entr", "a registry entry"),
+    (r"\b\w+_minus_val\b", "a registry run name"),
+    (r"`[a-z_0-9]+(\.[a-z_0-9 ]+){2,}`", "a metric key path"),
+])
+def test_the_report_speaks_of_results_not_of_the_project_s_process(pattern, what):
+    found = re.findall(rf".{{0,40}}(?:{pattern}).{{0,20}}", _prose(REPORT.read_text(encoding="utf-8")), flags=re.I)
+    assert not found, f"report.md names {what}: {found[:3]}"

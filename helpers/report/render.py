@@ -39,7 +39,7 @@ OPTIONAL_SECTIONS = {"seeds": "make seeds", "precision": "make precision-check",
                      "pixel": "notebook 10 (make reproduce)"}
 # Tables named otherwise than the optional section they show.
 TABLE_SECTION = {"judge-claims": "judges", "rate-distortion": "priors", "prior-candidates": "priors",
-                 "prior-bounds": "priors", "prior-samples": "priors", "pixel-bounds": "pixel",
+                 "prior-bounds": "priors", "pixel-bounds": "pixel",
                  "pixel-samples": "pixel", "pixel-conditional": "pixel"}
 
 

@@ -105,13 +105,20 @@ def table_seeds(m: dict) -> str:
 
 
 def table_judge_claims(m: dict) -> str:
-    """The report's comparisons that the judge decides, under each judge (seed 0's models; helpers.pipeline.reruns)."""
+    """The report's comparisons that the judge decides, under each judge (seed 0's models; helpers.pipeline.reruns),
+    and whether each judge's validation score picks the same conditional design as judge 0's."""
     rows = []
     for name, c in m["judges"]["claims"].items():
         chain = CLAIMS[name]
         if c["n"]:
             rows.append([_chain(m, chain), f"{c['holds']} of {c['n']}",
                          ", ".join(map(str, c["fails_in_seeds"])) or "–"])
+    chosen = m["judges"].get("chosen", {})
+    if chosen:
+        first = chosen.get("0")
+        other = [j for j, name in chosen.items() if name != first]
+        rows.append(["the conditional design chosen on validation is judge 0's", f"{len(chosen) - len(other)} of "
+                     f"{len(chosen)}", ", ".join(other) or "–"])
     return md_table(["comparison (lower first)", "holds under judges", "fails under judge"], rows)
 
 
@@ -276,18 +283,6 @@ def table_vae_samples(m: dict) -> str:
                      "N × draws"], rows)
 
 
-def table_conditional(m: dict) -> str:
-    """The classifier's accuracy on the conditional VAE's prior samples, by requested class: the same samples as
-    its row of the sample table, summed over the draws."""
-    name = m["vae"]["conditional"]
-    c, names = m["vae"]["models"][name], m["data"]["class_names"]
-    rows = [[names[i], f"{a:.3f}"] for i, a in enumerate(c["per_class"])]
-    all_classes = spread_cell(c, "class_accuracy", ".3f") + _seed_bracket(m, f"vae.models.{name}.class_accuracy", ".3f")
-    rows.append(["**all**", all_classes])
-    return md_table(["requested class", f"classifier accuracy ({c['draws']} draws × {c['n']} samples; ± sd over the "
-                     f"draws)" + _spread_note(m)], rows)
-
-
 def table_latent(m: dict) -> str:
     rows = [[x["label"], x["dim"], _cell(m, f"latent.models.{name}.knn5_accuracy", ".3f"),
              _cell(m, f"latent.models.{name}.silhouette", "+.3f")] for name, x in m["latent"]["models"].items()]
@@ -316,6 +311,16 @@ def table_timings(m: dict) -> str:
         else ["–", "–"]
     rows.append(["**total**", _minutes(sum(t.values())), *totals, "", ""])
     return md_table(["notebook", "wall time", "training", "the rest", "machine", "load before"], rows)
+
+
+def table_run_total(m: dict) -> str:
+    """One row: the whole run's wall time, training and the rest, and the machine(s) its notebooks ran on."""
+    t, training, machines = m["timings"], m.get("training_times", {}), m.get("timings_machine", {})
+    split = [_minutes(sum(training.values())), _minutes(sum(t[n] - training[n] for n in training))] \
+        if training else ["–", "–"]
+    names = sorted({f"{x['cpu']}, {x['torch_threads']} threads, {x['device']}" for x in machines.values()})
+    return md_table(["notebooks", "wall time", "training", "the rest", "machine"],
+                    [[str(len(t)), _minutes(sum(t.values())), *split, "; ".join(names) or "not recorded"]])
 
 
 def pct_cell(x) -> str:
@@ -484,8 +489,9 @@ _STUDY_TABLES = {"rate-distortion": table_rate_distortion, "prior-candidates": t
 
 
 TABLES = {"data": table_data, "md5": table_md5, "autoencoders": table_autoencoders,
-          "vae-bounds": table_vae_bounds, "vae-samples": table_vae_samples, "conditional": table_conditional,
-          "latent": table_latent, "timings": table_timings, "beyond-samples": table_beyond_samples,
+          "vae-bounds": table_vae_bounds, "vae-samples": table_vae_samples,
+          "latent": table_latent, "timings": table_timings, "run-total": table_run_total,
+          "beyond-samples": table_beyond_samples,
           "conditional-samples": table_conditional_samples,
           "beyond-mixtures": table_beyond_mixtures, "beyond-candidates": table_beyond_candidates,
           "beyond-conditional": table_beyond_conditional, "seeds": table_seeds,
