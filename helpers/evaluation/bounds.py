@@ -15,6 +15,7 @@ from torch import nn
 from ..models.priors import log_normal
 from ..models.vae import model_inputs
 from .inference import batches, check_images, device_of, evaluating, labels_for, require_vae, to_host
+from .stored import stored_evaluation
 
 __all__ = ["entropy_floor", "vae_elbo", "iwae_bound", "active_units", "vae_bounds", "iwae_curve"]
 
@@ -55,6 +56,7 @@ def vae_elbo(model: nn.Module, X: torch.Tensor, y=None, batch_size: int = 500, s
             "active_units": active_units(torch.cat(mus).numpy())}
 
 
+@stored_evaluation
 def iwae_bound(model: nn.Module, X: torch.Tensor, y=None, k: int = 100, batch_size: int = 50,
                seed: int = 0, log_prior=None) -> float:
     """Estimate of -log p(x) by the importance-weighted bound with k samples (Burda et al., 2016,
@@ -105,6 +107,7 @@ def active_units(mu: np.ndarray, threshold: float = 0.01) -> int:
     return int((mu.var(axis=0) > threshold).sum())
 
 
+@stored_evaluation
 def vae_bounds(model: nn.Module, X: torch.Tensor, y=None, n_iwae: int = 1000, k: int = 100,
                 seed: int = 0) -> dict:
     """``vae_elbo`` on all of X, plus ``iwae``: the IWAE bound with k samples on the first ``n_iwae``
@@ -129,6 +132,7 @@ def entropy_floor(X) -> float:
     return float(h.reshape(len(x), -1).sum(1).mean())
 
 
+@stored_evaluation
 def iwae_curve(model: nn.Module, X: torch.Tensor, y=None, k_max: int = 1000, repeats: int = 3,
                seed: int = 0) -> dict:
     """The IWAE bound (``iwae_bound``) on X at k = 1, 10, 100, ... up to ``k_max``, each estimated ``repeats``

@@ -16,6 +16,7 @@ from .inference import evaluating, is_conditional
 from .reconstruction import reconstruct
 from .sample_quality import classifier_outputs, generative_metrics, nearest_training
 from .samplers import PriorSampler, decode_samples
+from .stored import stored_evaluation
 
 __all__ = ["DRAW_SEED_STEP", "SPREAD_KEYS", "draw_seeds", "over_draws", "mode_of", "sampler_metrics",
            "sample_line", "sample_table", "real_reference", "reconstruction_metrics",
@@ -69,6 +70,7 @@ def _judged(clf: nn.Module, drawings: list[tuple[torch.Tensor, object]], ref_fea
     return {**mean, "mode": mode}
 
 
+@stored_evaluation
 def sampler_metrics(clf: nn.Module, model: nn.Module, sampler, n: int, ref_features: np.ndarray,
                     seed: int = 0, repeats: int = 1) -> dict:
     """FID and KID against the reference features, Inception-style score and, with requested classes, the
@@ -98,6 +100,7 @@ def sample_table(results: dict) -> str:
     return "\n".join([head, *(sample_line(label, m) for label, m in results.items())])
 
 
+@stored_evaluation
 def real_reference(clf: nn.Module, X: torch.Tensor, n: int, ref_features: np.ndarray, seed: int = 0,
                    repeats: int = 1, y=None) -> dict:
     """What real drawings score against the reference at the samples' N: ``repeats`` random subsets of ``n``
@@ -110,6 +113,7 @@ def real_reference(clf: nn.Module, X: torch.Tensor, n: int, ref_features: np.nda
     return {"sampler": "real training drawings (reference)", **_judged(clf, drawings, ref_features)}
 
 
+@stored_evaluation
 def reconstruction_metrics(clf: nn.Module, model: nn.Module, X: torch.Tensor, y: torch.Tensor,
                            ref_features: np.ndarray) -> dict:
     """A reference for the samplers of this decoder: what it draws from the codes of real drawings (samplers can
@@ -145,6 +149,7 @@ def relabel_rows(model: nn.Module, X: torch.Tensor, y: torch.Tensor, means=None)
     return torch.cat([X.cpu()[:, None], as_each.reshape(k, C, 1, 28, 28)], dim=1).reshape(-1, 1, 28, 28)
 
 
+@stored_evaluation
 def label_adherence(clf: nn.Module, model: nn.Module, X: torch.Tensor, y, batch_size: int = 500, means=None) -> dict:
     """How often a conditional VAE follows a changed label: every drawing of X is decoded (``relabel``, with
     ``means`` for class arithmetic) as each class other than its own, and the classifier judges the result.
@@ -169,6 +174,7 @@ def label_adherence(clf: nn.Module, model: nn.Module, X: torch.Tensor, y, batch_
     return {"adherence": hits / total, "kept_original": kept / total, "n": total}
 
 
+@stored_evaluation
 def memorisation(model: nn.Module, X_train: torch.Tensor, X_test: torch.Tensor, n: int = 1000, n_show: int = 8,
                  seed: int = 1) -> tuple[torch.Tensor, np.ndarray, np.ndarray, dict]:
     """A copy check: the L2 distance (pixel intensities in [0, 1]) from each of ``n`` prior samples (decoder means,

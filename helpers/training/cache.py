@@ -61,6 +61,7 @@ def train_or_load(name: str, spec: dict, cfg: TrainConfig, data: QuickDraw, devi
     model, loss_fn = build_model(spec)
     model.to(device)
     model.precision = cfg.precision  # helpers.evaluation.inference runs its forward passes at this precision
+    model.cache_folder = folder  # where helpers.evaluation.stored keeps this model's evaluation results
     waiting = f"{name}: waiting for another process training {folder} ..." if verbose else None
     with locked(runs_dir / "locks" / folder.name, waiting):  # held while training: one process per config
         if final.exists():

@@ -1,0 +1,103 @@
+"""Evaluation results stored beside their model (helpers.evaluation.stored): a second call with the same key
+reads the stored result; any change of an argument, a model without a cache folder, or QUICKDRAW_RECOMPUTE=1
+computes again; an argument that cannot be keyed is computed with a warning and not stored."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import small_vae
+
+import helpers as H
+from helpers.evaluation.stored import RECOMPUTE_ENV, evaluation_key, stored_evaluation
+
+CALLS = []
+
+
+@stored_evaluation
+def counted(model, X, k: int = 3, seed: int = 0, extra=None):
+    """An evaluation that records each time it really runs."""
+    CALLS.append((k, seed))
+    g = torch.Generator().manual_seed(seed)
+    return {"value": float(X.sum()) * k + float(torch.rand(1, generator=g)), "array": np.arange(k)}
+
+
+@pytest.fixture
+def cached_model(tmp_path):
+    model = small_vae()
+    model.cache_folder = tmp_path / "models" / "vae-0123456789ab"
+    CALLS.clear()
+    return model
+
+
+def test_a_second_call_reads_the_stored_result(cached_model):
+    X = torch.ones(4, 1, 28, 28)
+    first = counted(cached_model, X, k=3, seed=1)
+    second = counted(cached_model, X, k=3, seed=1)
+    assert CALLS == [(3, 1)]
+    assert second["value"] == first["value"] and np.array_equal(second["array"], first["array"])
+    stored = list((cached_model.cache_folder / "evaluations").glob("counted-*.pkl"))
+    assert len(stored) == 1, f"expected one stored result beside the model, found {stored}"
+
+
+def test_any_changed_argument_computes_again(cached_model):
+    X = torch.ones(4, 1, 28, 28)
+    counted(cached_model, X, k=3, seed=1)
+    counted(cached_model, X, k=3, seed=2)
+    counted(cached_model, X, k=4, seed=1)
+    counted(cached_model, X * 0.5, k=3, seed=1)
+    other = small_vae()
+    other.cache_folder = cached_model.cache_folder.parent / "vae-ba9876543210"
+    counted(other, X, k=3, seed=1)
+    assert len(CALLS) == 5
+
+
+def test_a_model_without_a_cache_folder_is_evaluated_every_time():
+    CALLS.clear()
+    model, X = small_vae(), torch.ones(2, 1, 28, 28)
+    counted(model, X)
+    counted(model, X)
+    assert len(CALLS) == 2
+
+
+def test_recompute_env_recomputes_and_rewrites(cached_model, monkeypatch):
+    X = torch.ones(2, 1, 28, 28)
+    counted(cached_model, X)
+    monkeypatch.setenv(RECOMPUTE_ENV, "1")
+    counted(cached_model, X)
+    assert len(CALLS) == 2
+
+
+def test_an_argument_that_cannot_be_keyed_is_computed_with_a_warning_and_not_stored(cached_model):
+    with pytest.warns(UserWarning, match="not stored.*cannot key an argument of type slice"):
+        counted(cached_model, torch.ones(1), extra=slice(3))
+    assert len(CALLS) == 1 and not (cached_model.cache_folder / "evaluations").exists()
+
+
+def test_a_fitted_sampler_is_keyed_by_its_fit():
+    codes = np.random.default_rng(0).normal(size=(60, 4))
+    a, b = H.MixtureSampler(codes, 2), H.MixtureSampler(codes, 2)
+    c = H.MixtureSampler(codes + 1.0, 2)
+    key = lambda s: evaluation_key(counted, (s,), {})  # noqa: E731
+    assert key(a) == key(b) != key(c)
+
+
+def test_vae_bounds_of_a_cached_model_are_read_back_equal(cached_model):
+    X = torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    first = H.vae_bounds(cached_model, X, n_iwae=4, k=3, seed=0)
+    assert list((cached_model.cache_folder / "evaluations").glob("vae_bounds-*.pkl"))
+    again = H.vae_bounds(cached_model, X, n_iwae=4, k=3, seed=0)
+    assert again["iwae"] == first["iwae"] and again["neg_elbo"] == first["neg_elbo"]
+    assert H.vae_bounds.compute(cached_model, X, n_iwae=4, k=3, seed=0)["iwae"] == pytest.approx(first["iwae"],
+                                                                                                   abs=1e-9)
+
+
+def test_a_model_from_the_cache_knows_its_folder_trained_or_loaded(synthetic, tmp_path):
+    cfg = H.TrainConfig(steps=2, batch_size=16)
+    trained, record = H.train_or_load("cnn_ae", {"kind": "cnn_ae"}, cfg, synthetic, runs_dir=tmp_path, progress=False,
+                                      verbose=False)
+    loaded, _ = H.train_or_load("cnn_ae", {"kind": "cnn_ae"}, cfg, synthetic, runs_dir=tmp_path, progress=False,
+                                verbose=False)
+    assert trained.cache_folder == loaded.cache_folder == tmp_path / "models" / f"cnn_ae-{record['key']}"
+    assert (trained.cache_folder / "model.pt").exists()
