@@ -91,7 +91,7 @@ def test_a_run_without_the_optional_sections_renders_with_a_pointer_to_their_com
         metrics.pop(section, None)
     text = H.render_report(REPORT.read_text(encoding="utf-8"), metrics)
     assert "(not in these results: run `make seeds`)" in text and "run `make precision-check`" in text
-    assert "<!-- value:seeds.claims.fid_ranking.holds -->n/a<!-- /value -->" in text
+    assert "<!-- value:seeds.stats.cnn_ae.test_mse.n -->n/a<!-- /value -->" in text
     del metrics["vae"]  # a section that `make reproduce` writes is still required
     with pytest.raises(KeyError):
         H.render_report(REPORT.read_text(encoding="utf-8"), metrics)

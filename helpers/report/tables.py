@@ -204,14 +204,6 @@ def table_precision(m: dict) -> str:
     return md_table(["number", "fp32", other, "change"], rows)
 
 
-def table_bench(m: dict) -> str:
-    """Training throughput from `make bench` (medians, images/s): our loop against a plain one, fp32 and bf16."""
-    rows = [[name, f"{r['plain fp32']:.0f}", f"{r['ours fp32']:.0f}", f"{r['ours fp32'] / r['plain fp32']:.2f}",
-             f"{r['ours bf16']:.0f}", f"{r['ours bf16'] / r['ours fp32']:.2f}"]
-            for name, r in m["bench"]["rates"].items()]
-    return md_table(["model", "plain loop, fp32", "our loop, fp32", "ours/plain", "our loop, bf16", "bf16/fp32"], rows)
-
-
 def table_data(m: dict) -> str:
     d = m["data"]
     rows = [[name, d["train_per_class"][i], d["test_per_class"][i], f"{d['ink_fraction_mean_per_class'][i]:.3f}"]
@@ -495,6 +487,6 @@ TABLES = {"data": table_data, "md5": table_md5, "autoencoders": table_autoencode
           "conditional-samples": table_conditional_samples,
           "beyond-mixtures": table_beyond_mixtures, "beyond-candidates": table_beyond_candidates,
           "beyond-conditional": table_beyond_conditional, "seeds": table_seeds,
-          "precision": table_precision, "bench": table_bench, "judges": table_judges,
+          "precision": table_precision, "judges": table_judges,
           "judge-claims": table_judge_claims, "likelihood": table_likelihood, "iwae-curve": table_iwae_curve,
           "arithmetic-adherence": table_arithmetic_adherence, **_STUDY_TABLES}
