@@ -22,7 +22,8 @@ import warnings
 import torch
 
 __all__ = ["pick_device", "cuda_problem", "reproducible_cuda", "PRECISIONS", "native_bf16", "check_precision",
-           "autocast", "rng_state", "set_rng_state", "keep_freed_memory", "machine_summary"]
+           "autocast", "rng_state", "set_rng_state", "keep_freed_memory", "machine_summary",
+           "busy_cpu_seconds"]
 
 
 def _mps_available() -> bool:
@@ -250,3 +251,18 @@ def machine_summary(device: str = "auto") -> dict:
     return {"cpu": cpu_name(), "logical_cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "device": dev.type if dev.type != "cuda" else f"cuda ({torch.cuda.get_device_name(dev)})",
             "load_average": load}
+
+
+def busy_cpu_seconds() -> float | None:
+    """CPU time (s) all processes of the machine have spent so far, all cores together, from /proc/stat (user,
+    nice, system, irq, softirq, steal); None where there is no /proc/stat (macOS, Windows). The difference
+    over an interval, less what one's own processes used, is what other processes took of the machine."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu":
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")

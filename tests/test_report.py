@@ -117,3 +117,27 @@ def test_the_report_body_before_the_appendices_is_at_most_450_lines():
 def test_the_report_speaks_of_results_not_of_the_project_s_process(pattern, what):
     found = re.findall(rf".{{0,40}}(?:{pattern}).{{0,20}}", _prose(REPORT.read_text(encoding="utf-8")), flags=re.I)
     assert not found, f"report.md names {what}: {found[:3]}"
+
+
+def test_the_timings_table_names_the_machine_and_what_else_ran_there():
+    machine = {"cpu": "Some CPU", "logical_cpus": 2, "torch_threads": 2, "device": "cpu", "load_average": 2.1,
+               "other_processes_cores": 0.05}
+    m = {"timings": {"01_data": 6.0, "02_lstm_autoencoder": 1200.0}, "training_times": {"02_lstm_autoencoder": 1100.0},
+         "timings_machine": {"02_lstm_autoencoder": machine}}
+    table = H.TABLES["timings"](m)
+    assert "| `02_lstm_autoencoder.ipynb` | 20.0 min | 18.3 min | 1.7 min | Some CPU, 2 logical CPUs, 2 threads, cpu " \
+           "| 0.05 | 2.10 |" in table
+    assert "| `01_data.ipynb` | 6 s | – | – | not recorded | – | – |" in table
+    assert "Some CPU, 2 threads, cpu" in H.TABLES["run-total"](m)
+
+
+def test_busy_cpu_seconds_grows_while_this_process_computes():
+    from helpers.devices import busy_cpu_seconds
+
+    before = busy_cpu_seconds()
+    if before is None:
+        pytest.skip("no /proc/stat on this system")
+    x = 0
+    for i in range(3_000_000):
+        x += i * i
+    assert busy_cpu_seconds() - before > 0.01

@@ -23,7 +23,7 @@ import uuid
 from pathlib import Path
 
 from ..data.quickdraw import DataError, load_quickdraw, resolve_data_dir
-from ..devices import PRECISIONS, check_precision, machine_summary, pick_device
+from ..devices import PRECISIONS, busy_cpu_seconds, check_precision, machine_summary, pick_device
 from ..files import ROOT
 from ..results import default_outputs, merge_metrics
 from ..studies.registry import BUDGETS
@@ -229,14 +229,23 @@ def reproduce(only=None, budget: str = "full", extra: dict | None = None, fig_di
     for p, params in plans:
         print(f"== {p.name} ({budget} budget) ==", flush=True)
         machine = machine_summary(params.get("device", "auto"))  # the load before the notebook starts
-        started = time.time()
+        started, busy, ours = time.time(), busy_cpu_seconds(), _own_cpu_seconds()
         times[p.stem] = run_notebook(p, params, out_dir, log_output=log_output)
+        if busy is not None:  # cores' worth of CPU that other processes used while the notebook ran
+            other = (busy_cpu_seconds() - busy) - (_own_cpu_seconds() - ours)
+            machine["other_processes_cores"] = round(max(0.0, other) / times[p.stem], 2)
         training = training_seconds(runs_dir, since=started)
         print(f"== {p.name} done in {times[p.stem]:.0f} s, of which {training:.0f} s training ==", flush=True)
         merge_metrics(results_path, "timings", {p.stem: times[p.stem]}, update=True)
         merge_metrics(results_path, "training_times", {p.stem: training}, update=True)
         merge_metrics(results_path, "timings_machine", {p.stem: machine}, update=True)
     return times
+
+
+def _own_cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (the notebook kernels it waited for)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def training_seconds(runs_dir: Path, since: float) -> float:

@@ -284,8 +284,9 @@ def table_latent(m: dict) -> str:
 
 def table_timings(m: dict) -> str:
     """Each notebook's wall time and, where the run recorded it, the part spent training (the rest: evaluation,
-    figures, kernel start), with the machine it ran on and the machine's load (1-minute load average) just before
-    it started: a time means little without them."""
+    figures, kernel start), with the machine it ran on and what else ran there: the cores' worth of CPU other
+    processes used while the notebook ran (Linux), and the 1-minute load average just before it started (which
+    includes the run's own previous notebook). A time means little without them."""
     t, training, machines = m["timings"], m.get("training_times", {}), m.get("timings_machine", {})
 
     def split(name: str) -> list[str]:
@@ -294,15 +295,18 @@ def table_timings(m: dict) -> str:
     def machine(name: str) -> list[str]:
         x = machines.get(name)
         if x is None:
-            return ["not recorded", "–"]
+            return ["not recorded", "–", "–"]
         load = "–" if x.get("load_average") is None else f"{x['load_average']:.2f}"
-        return [f"{x['cpu']}, {x['logical_cpus']} logical CPUs, {x['torch_threads']} threads, {x['device']}", load]
+        other = "–" if x.get("other_processes_cores") is None else f"{x['other_processes_cores']:.2f}"
+        return [f"{x['cpu']}, {x['logical_cpus']} logical CPUs, {x['torch_threads']} threads, {x['device']}", other,
+                load]
 
     rows = [[f"`{name}.ipynb`", _minutes(s), *split(name), *machine(name)] for name, s in sorted(t.items())]
     totals = [_minutes(sum(training.values())), _minutes(sum(t[n] - training[n] for n in training))] if training \
         else ["–", "–"]
-    rows.append(["**total**", _minutes(sum(t.values())), *totals, "", ""])
-    return md_table(["notebook", "wall time", "training", "the rest", "machine", "load before"], rows)
+    rows.append(["**total**", _minutes(sum(t.values())), *totals, "", "", ""])
+    return md_table(["notebook", "wall time", "training", "the rest", "machine", "other processes (cores)",
+                     "load average before"], rows)
 
 
 def table_run_total(m: dict) -> str:
