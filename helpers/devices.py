@@ -243,14 +243,17 @@ def cpu_name() -> str:
 def machine_summary(device: str = "auto") -> dict:
     """What a timing depends on: the CPU, its logical cores, torch's threads, the device a notebook would pick
     (with the GPU's name), and the 1-minute load average now (None where the OS has none, e.g. Windows)."""
-    dev = pick_device(device)
+    try:
+        dev = pick_device(device)
+        name = dev.type if dev.type != "cuda" else f"cuda ({torch.cuda.get_device_name(dev)})"
+    except (ValueError, RuntimeError):  # a device the notebooks will refuse, with their own message
+        name = str(device)
     try:
         load = round(os.getloadavg()[0], 2)
     except (AttributeError, OSError):
         load = None
     return {"cpu": cpu_name(), "logical_cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "device": dev.type if dev.type != "cuda" else f"cuda ({torch.cuda.get_device_name(dev)})",
-            "load_average": load}
+            "device": name, "load_average": load}
 
 
 def busy_cpu_seconds() -> float | None:

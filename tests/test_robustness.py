@@ -269,7 +269,7 @@ TIMING_KEYS = {"wall_time_s", "images_per_s"}
 def without_timings(metrics):
     if isinstance(metrics, dict):
         return {k: without_timings(v) for k, v in metrics.items()
-                if k not in TIMING_KEYS and k not in ("timings", "training_times")}
+                if k not in TIMING_KEYS and k not in ("timings", "training_times", "timings_machine")}
     if isinstance(metrics, list):
         return [without_timings(v) for v in metrics]
     return metrics

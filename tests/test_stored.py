@@ -4,6 +4,8 @@ computes again; an argument that cannot be keyed is computed with a warning and 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -37,7 +39,7 @@ def test_a_second_call_reads_the_stored_result(cached_model):
     second = counted(cached_model, X, k=3, seed=1)
     assert CALLS == [(3, 1)]
     assert second["value"] == first["value"] and np.array_equal(second["array"], first["array"])
-    stored = list((cached_model.cache_folder / "evaluations").glob("counted-*.pkl"))
+    stored = list((cached_model.cache_folder / "evaluations").glob("counted-*.json"))
     assert len(stored) == 1, f"expected one stored result beside the model, found {stored}"
 
 
@@ -86,7 +88,7 @@ def test_a_fitted_sampler_is_keyed_by_its_fit():
 def test_vae_bounds_of_a_cached_model_are_read_back_equal(cached_model):
     X = torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     first = H.vae_bounds(cached_model, X, n_iwae=4, k=3, seed=0)
-    assert list((cached_model.cache_folder / "evaluations").glob("vae_bounds-*.pkl"))
+    assert list((cached_model.cache_folder / "evaluations").glob("vae_bounds-*.json"))
     again = H.vae_bounds(cached_model, X, n_iwae=4, k=3, seed=0)
     assert again["iwae"] == first["iwae"] and again["neg_elbo"] == first["neg_elbo"]
     assert H.vae_bounds.compute(cached_model, X, n_iwae=4, k=3, seed=0)["iwae"] == pytest.approx(first["iwae"],
@@ -101,3 +103,17 @@ def test_a_model_from_the_cache_knows_its_folder_trained_or_loaded(synthetic, tm
                                 verbose=False)
     assert trained.cache_folder == loaded.cache_folder == tmp_path / "models" / f"cnn_ae-{record['key']}"
     assert (trained.cache_folder / "model.pt").exists()
+
+
+def test_a_stored_result_comes_back_with_the_same_types_and_exact_floats():
+    from helpers.evaluation.stored import _decode, _encode
+
+    result = {"fid": 528.0400000000001, "n": 3, "sd": None, "by_k": {1: {"mean": 1 / 3}, 10: {"mean": 2 / 3}},
+              "confusion": np.arange(6, dtype=np.int64).reshape(2, 3), "probs": np.array([0.1, 1e-300]),
+              "pair": (1, "a"), "samples": torch.rand(2, 1, 2, 2), "nested": [{"x": np.float32(0.5)}]}
+    back = _decode(json.loads(json.dumps(_encode(result))))
+    assert back["fid"] == result["fid"] and back["by_k"][10]["mean"] == 2 / 3 and set(back["by_k"]) == {1, 10}
+    assert back["confusion"].dtype == np.int64 and np.array_equal(back["confusion"], result["confusion"])
+    assert back["probs"][1] == 1e-300 and back["pair"] == (1, "a") and back["sd"] is None
+    assert back["samples"].dtype == torch.float32 and torch.equal(back["samples"], result["samples"])
+    assert back["nested"][0]["x"] == 0.5

@@ -2,7 +2,7 @@
 
 ``stored_evaluation`` wraps an evaluation function (``vae_bounds``, ``sampler_metrics``, ...). When one of its
 arguments is a model from the model cache (``train_or_load`` sets ``model.cache_folder``), the result is written
-to ``<the evaluated model's folder>/evaluations/<function>-<key>.pkl``, and a later call with the same key loads
+to ``<the evaluated model's folder>/evaluations/<function>-<key>.json``, and a later call with the same key loads
 it instead of computing it. A rerun after Ctrl-C, or after a change to a notebook's text, then re-renders in
 seconds, and an interrupted notebook resumes at the first evaluation it had not finished.
 
@@ -14,16 +14,18 @@ the last bits of a float computation: torch's version, its number of threads and
 here draw their randomness from their ``seed`` arguments only, so the same key gives the same result.
 
 Models that did not come from the cache (a test's, or one built by hand) have no folder: their evaluations are
-computed every time, as are those with an argument that cannot be keyed or a result that cannot be pickled (each
-with a warning that names it). ``QUICKDRAW_RECOMPUTE=1`` recomputes (and rewrites) every stored result.
+computed every time, as are those with an argument that cannot be keyed or a result that JSON cannot hold (each
+with a warning that names it). The results are JSON (arrays and tensors tagged with their dtype and shape, floats
+written exactly), never pickles: reading one runs no code. ``QUICKDRAW_RECOMPUTE=1`` recomputes (and rewrites)
+every stored result.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
-import pickle
 import warnings
 from pathlib import Path
 
@@ -31,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..files import ROOT, atomic_write_bytes
+from ..files import ROOT, atomic_write_text
 
 __all__ = ["stored_evaluation", "evaluation_key", "RECOMPUTE_ENV"]
 
@@ -128,6 +130,49 @@ def _device_of(args: tuple, kwargs: dict) -> str:
     return "cpu"
 
 
+def _encode(obj):
+    """``obj`` as JSON-ready data: arrays, tensors, tuples and dicts with keys other than strings are tagged so that
+    ``_decode`` gives back the same types; floats are kept exactly (JSON writes their shortest repr)."""
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj)
+    if isinstance(obj, np.ndarray) and obj.dtype != object:
+        return {"__ndarray__": obj.dtype.str, "shape": list(obj.shape), "data": obj.ravel().tolist()}
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu()
+        return {"__tensor__": str(t.dtype).removeprefix("torch."), "shape": list(t.shape),
+                "data": t.float().ravel().tolist() if t.dtype == torch.bfloat16 else t.ravel().tolist()}
+    if isinstance(obj, tuple):
+        return {"__tuple__": [_encode(x) for x in obj]}
+    if isinstance(obj, list):
+        return [_encode(x) for x in obj]
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) for k in obj) and not any(k.startswith("__") for k in obj):
+            return {k: _encode(v) for k, v in obj.items()}
+        return {"__items__": [[_encode(k), _encode(v)] for k, v in obj.items()]}
+    raise TypeError(f"cannot store a result holding {type(obj).__qualname__}")
+
+
+def _decode(obj):
+    if isinstance(obj, list):
+        return [_decode(x) for x in obj]
+    if not isinstance(obj, dict):
+        return obj
+    if "__ndarray__" in obj:
+        return np.array(obj["data"], dtype=np.dtype(obj["__ndarray__"])).reshape(obj["shape"])
+    if "__tensor__" in obj:
+        dtype = getattr(torch, obj["__tensor__"])
+        return torch.tensor(obj["data"], dtype=dtype).reshape(obj["shape"])
+    if "__tuple__" in obj:
+        return tuple(_decode(x) for x in obj["__tuple__"])
+    if "__items__" in obj:
+        return {_decode(k): _decode(v) for k, v in obj["__items__"]}
+    return {k: _decode(v) for k, v in obj.items()}
+
+
 def stored_evaluation(fn):
     """Decorate an evaluation function whose result depends only on its arguments (module docstring)."""
     @functools.wraps(fn)
@@ -140,21 +185,20 @@ def stored_evaluation(fn):
         except TypeError as e:  # the evaluation still runs; it is only not stored
             warnings.warn(f"{fn.__name__}: result not stored ({e})", stacklevel=2)
             return fn(*args, **kwargs)
-        path = folder / "evaluations" / f"{fn.__name__}-{key[:20]}.pkl"
+        path = folder / "evaluations" / f"{fn.__name__}-{key[:20]}.json"
         if path.exists() and os.environ.get(RECOMPUTE_ENV) != "1":
             try:
-                with open(path, "rb") as f:
-                    return pickle.load(f)
-            except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError) as e:
+                return _decode(json.loads(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
                 warnings.warn(f"{path}: stored result unreadable ({type(e).__name__}: {e}); computing it again",
                               stacklevel=2)
         result = fn(*args, **kwargs)
         try:
-            blob = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
-        except (pickle.PicklingError, TypeError, AttributeError) as e:  # returned, only not stored
-            warnings.warn(f"{fn.__name__}: result not stored ({type(e).__name__}: {e})", stacklevel=2)
+            text = json.dumps(_encode(result))
+        except TypeError as e:  # returned, only not stored
+            warnings.warn(f"{fn.__name__}: result not stored ({e})", stacklevel=2)
             return result
-        atomic_write_bytes(path, blob)
+        atomic_write_text(path, text)
         return result
 
     wrapper.compute = fn  # the undecorated function, for a caller that must not read a stored result
