@@ -310,13 +310,19 @@ def table_timings(m: dict) -> str:
 
 
 def table_run_total(m: dict) -> str:
-    """One row: the whole run's wall time, training and the rest, and the machine(s) its notebooks ran on."""
+    """One row: the whole run's wall time, its training (over the notebooks whose training the run recorded) and
+    the rest, and the machine(s) its notebooks ran on."""
     t, training, machines = m["timings"], m.get("training_times", {}), m.get("timings_machine", {})
-    split = [_minutes(sum(training.values())), _minutes(sum(t[n] - training[n] for n in training))] \
-        if training else ["–", "–"]
+    trained = sum(training.get(n, 0.0) for n in t)
+    recorded = sum(n in training for n in t)
+    of = "" if recorded == len(t) else f" ({recorded} of {len(t)} notebooks recorded)"
     names = sorted({f"{x['cpu']}, {x['torch_threads']} threads, {x['device']}" for x in machines.values()})
+    missing = len(t) - sum(n in machines for n in t)
+    where = "; ".join(names) + (f"; not recorded for {missing} notebook(s)" if missing else "") if names \
+        else "not recorded"
     return md_table(["notebooks", "wall time", "training", "the rest", "machine"],
-                    [[str(len(t)), _minutes(sum(t.values())), *split, "; ".join(names) or "not recorded"]])
+                    [[str(len(t)), _minutes(sum(t.values())), _minutes(trained) + of,
+                      _minutes(sum(t.values()) - trained), where]])
 
 
 def pct_cell(x) -> str:
