@@ -49,8 +49,7 @@ def drawing_width_px(fig, dpi: float) -> float | None:
     widths = []
     for ax in fig.axes:
         for im in ax.get_images():
-            columns = getattr(im, "drawing_columns", None)
-            if columns is None:
+            if not getattr(im, "shows_drawings", False):
                 continue
             shown = im.get_window_extent().width * dpi / fig.dpi  # the whole image, in saved pixels
             widths.append(shown * 28 / im.get_array().shape[1])
@@ -86,7 +85,7 @@ def grid_image(images, nrow: int, pad_value: float = 0.35) -> np.ndarray:
 
 def _show_grid(ax, images, nrow: int, row_labels=None, col_labels=None):
     im = ax.imshow(grid_image(images, nrow), cmap=CMAP, vmin=0, vmax=1, interpolation="nearest")
-    im.drawing_columns = nrow  # read by drawing_width_px
+    im.shows_drawings = True  # read by drawing_width_px
     cell = 28 + PAD
     ax.set_xticks([PAD + 14 + cell * i for i in range(len(col_labels))] if col_labels else [])
     ax.set_xticklabels(col_labels or [], rotation=0, fontsize=8)
@@ -135,7 +134,7 @@ def mean_drawings(images, labels, class_names=CLASS_NAMES):
         x = images[labels == c].astype(np.float32) / 255
         for ax, image, what in ((axes[0][c], x.mean(0), "mean"), (axes[1][c], x.std(0), "sd")):
             im = ax.imshow(image, cmap=CMAP, vmin=0, vmax=1 if what == "mean" else 0.5)
-            im.drawing_columns = 1
+            im.shows_drawings = True
             ax.set_title(f"{class_names[c]}: {what}", fontsize=10)
             ax.axis("off")
     fig.suptitle("Mean and standard deviation of each pixel, per class (training split)")
