@@ -63,6 +63,27 @@ def test_a_model_without_a_cache_folder_is_evaluated_every_time():
     assert len(CALLS) == 2
 
 
+def test_an_evaluation_of_arrays_alone_is_stored_where_its_caller_says(tmp_path):
+    """The t-SNE of codes has no model among its arguments: ``stored_in`` names its folder, and the key is the
+    arrays' bytes and the arguments."""
+    CALLS.clear()
+    X = torch.ones(2, 1, 28, 28)
+    first = counted(None, X, k=2, stored_in=tmp_path / "evaluations")
+    again = counted(None, X, k=2, stored_in=tmp_path / "evaluations")
+    counted(None, X + 1, k=2, stored_in=tmp_path / "evaluations")
+    assert CALLS == [(2, 0), (2, 0)] and again["value"] == first["value"]
+    assert len(list((tmp_path / "evaluations").glob("counted-*.json"))) == 2
+
+
+def test_the_t_sne_of_codes_is_read_back_exactly(tmp_path):
+    z = np.random.default_rng(0).normal(size=(60, 4))
+    first = H.tsne_embed(z, seed=1, perplexity=5, stored_in=tmp_path)
+    (stored,) = tmp_path.glob("tsne_embed-*.json")
+    again = H.tsne_embed(z, seed=1, perplexity=5, stored_in=tmp_path)
+    assert again.dtype == np.float64 and np.array_equal(again, first)
+    assert np.array_equal(H.tsne_embed.compute(z, seed=1, perplexity=5), first)
+
+
 def test_recompute_env_recomputes_and_rewrites(cached_model, monkeypatch):
     X = torch.ones(2, 1, 28, 28)
     counted(cached_model, X)

@@ -7,6 +7,8 @@ import os
 
 import numpy as np
 
+from .stored import stored_evaluation
+
 __all__ = ["class_means", "knn_accuracy", "silhouette", "tsne_embed"]
 
 
@@ -38,6 +40,7 @@ def silhouette(z: np.ndarray, y: np.ndarray, sample_size: int | None = None, see
     return float(silhouette_score(z, y, sample_size=sample_size, random_state=seed))
 
 
+@stored_evaluation
 def tsne_embed(z: np.ndarray, seed: int = 0, pca_dims: int = 50, *, perplexity: float = 30.0,
                method: str = "auto", n_jobs: int | None = None) -> np.ndarray:
     """2-D t-SNE embedding (N, 2) float64 of codes (N, D), with openTSNE (Policar et al., 2024): PCA to

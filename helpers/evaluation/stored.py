@@ -13,7 +13,9 @@ objects, such as a fitted mixture, by their attributes); the source of the packa
 the last bits of a float computation: torch's version, its number of threads and the device. The functions wrapped
 here draw their randomness from their ``seed`` arguments only, so the same key gives the same result.
 
-Models that did not come from the cache (a test's, or one built by hand) have no folder: their evaluations are
+An evaluation of arrays alone (the t-SNE of a model's codes) is stored where its caller says, ``stored_in=<a
+folder>`` (``Notebook.evaluations_dir``); without it, models that did not come from the cache (a test's, or one
+built by hand) have no folder: their evaluations are
 computed every time, as are those with an argument that cannot be keyed or a result that JSON cannot hold (each
 with a warning that names it). The results are JSON (arrays and tensors tagged with their dtype and shape, floats
 written exactly), never pickles: reading one runs no code. ``QUICKDRAW_RECOMPUTE=1`` recomputes (and rewrites)
@@ -176,16 +178,20 @@ def _decode(obj):
 def stored_evaluation(fn):
     """Decorate an evaluation function whose result depends only on its arguments (module docstring)."""
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        folder = _cache_folder(args, kwargs)
-        if folder is None:
+    def wrapper(*args, stored_in: str | os.PathLike | None = None, **kwargs):
+        model_folder = _cache_folder(args, kwargs)
+        if stored_in is not None:
+            folder = Path(stored_in)
+        elif model_folder is not None:
+            folder = model_folder / "evaluations"
+        else:
             return fn(*args, **kwargs)
         try:
             key = evaluation_key(fn, (_device_of(args, kwargs), *args), kwargs)
         except TypeError as e:  # the evaluation still runs; it is only not stored
             warnings.warn(f"{fn.__name__}: result not stored ({e})", stacklevel=2)
             return fn(*args, **kwargs)
-        path = folder / "evaluations" / f"{fn.__name__}-{key[:20]}.json"
+        path = folder / f"{fn.__name__}-{key[:20]}.json"
         if path.exists() and os.environ.get(RECOMPUTE_ENV) != "1":
             try:
                 return _decode(json.loads(path.read_text(encoding="utf-8")))

@@ -9,7 +9,7 @@ it (``rows_above``), so the shape of a drawing has to come from z (Chen et al., 
 global structure to the code).
 
 Training is one pass over the real drawing (teacher forcing). Sampling draws the 784 pixels one at a time;
-since a pixel depends only on the rows of its receptive field, each step runs the network on those rows alone.
+since a pixel depends only on the pixels of its receptive field, each step runs the network on that window alone.
 """
 
 from __future__ import annotations
@@ -92,35 +92,44 @@ class PixelCNNDecoder(nn.Module):
     def decode(self, z: torch.Tensor, c: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
         return self.sample(z, c, seed)
 
-    def _row_logits(self, x: torch.Tensor, h: torch.Tensor, weights: list, r: int) -> torch.Tensor:
-        """Logits (B, 28) of image row r from the rows r - rows_above .. r of drawings x (B, 1, R + 1, 28) and
-        maps h (B, C * L, R + 1, 28), rows above the image being zeros. Each layer computes only the rows the
-        next one reads: a kernel of radius k, whose lower rows are masked out, turns n rows into the last n - k.
-        Activations of rows above the image are set to 0, the padding the full forward gives them."""
-        a, n = x, x.shape[2]
+    def _pixel_logit(self, x: torch.Tensor, h: torch.Tensor, weights: list, r: int, col: int) -> torch.Tensor:
+        """Logits (B,) of pixel (r, col) from the window of rows r - R .. r and columns col - R .. col + R
+        (R = ``rows_above``, the receptive field's reach both up and sideways) of drawings x (B, 1, R + 1, 2R + 1)
+        and maps h (B, C * L, R + 1, 2R + 1), positions outside the image being zeros. Each layer of kernel
+        radius k is computed only where the next one reads it: it turns n rows into the last n - k (its lower
+        rows are masked out) and w columns into the middle w - 2k. Activations outside the image are set to 0,
+        the padding the full forward gives them."""
+        R = self.rows_above
+        a, n, reach = x, x.shape[2], R  # reach: how far the window extends left and right of col
         for conv, w, h_layer in zip(self.masked, weights, h.chunk(self.layers, dim=1)):
             k = conv.kernel_size[0] // 2
-            a = F.conv2d(F.pad(a, (k, k, 0, k)), w, conv.bias)  # (B, C, n - k, 28)
-            n -= k
-            a = F.relu(a + h_layer[:, :, -n:])
+            a = F.conv2d(F.pad(a, (0, 0, 0, k)), w, conv.bias)  # (B, C, n - k, 2 (reach - k) + 1)
+            n, reach = n - k, reach - k
+            a = F.relu(a + h_layer[:, :, -n:, R - reach:R + reach + 1])
             if (above := n - (r + 1)) > 0:
-                a = torch.cat([torch.zeros_like(a[:, :, :above]), a[:, :, above:]], dim=2)
-        return self.out(a)[:, 0, -1]
+                a[:, :, :above] = 0
+            if (left := reach - col) > 0:
+                a[..., :left] = 0
+            if (right := col + reach - 27) > 0:
+                a[..., -right:] = 0
+        return self.out(a)[:, 0, -1, -1]
 
     @torch.no_grad()
     def sample(self, z: torch.Tensor, c: torch.Tensor | None = None, seed: int = 0, greedy: bool = False):
         """Binary drawings (B, 1, 28, 28), pixel by pixel in raster order: each pixel is 1 with its predicted
         probability, from uniform noise of a CPU generator seeded with ``seed`` (the same on every device), or,
-        with ``greedy``, when that probability exceeds 0.5. Each step computes only what the pixel's receptive
-        field reaches (``_row_logits``); a test holds that this gives the logits of the full forward."""
+        with ``greedy``, when that probability exceeds 0.5. Each step computes only the window the pixel's
+        receptive field reaches (``_pixel_logit``), not the whole image; a test holds that this gives the logits
+        of the full forward."""
         R = self.rows_above
-        h = F.pad(self.condition(z, c), (0, 0, R, 0))  # R zero rows above the image: image row r is row r + R
-        x = torch.zeros(len(z), 1, R + 28, 28, device=z.device, dtype=h.dtype)
+        # R zero rows above the image and R zero columns either side: image pixel (r, col) is (r + R, col + R).
+        h = F.pad(self.condition(z, c), (R, R, R, 0))
+        x = torch.zeros(len(z), 1, R + 28, 28 + 2 * R, device=z.device, dtype=h.dtype)
         u = torch.rand((len(z), 28, 28), generator=torch.Generator().manual_seed(seed)).to(z.device)
         weights = [conv.weight * conv.mask for conv in self.masked]
         for r in range(28):
             for col in range(28):
-                logits = self._row_logits(x[:, :, r:r + R + 1], h[:, :, r:r + R + 1], weights, r)
-                p = torch.sigmoid(logits[:, col].float())
-                x[:, 0, r + R, col] = ((p > 0.5) if greedy else (u[:, r, col] < p)).to(x.dtype)
-        return x[:, :, R:]
+                window = (slice(None), slice(None), slice(r, r + R + 1), slice(col, col + 2 * R + 1))
+                p = torch.sigmoid(self._pixel_logit(x[window], h[window], weights, r, col).float())
+                x[:, 0, r + R, col + R] = ((p > 0.5) if greedy else (u[:, r, col] < p)).to(x.dtype)
+        return x[:, :, R:, R:R + 28]

@@ -60,6 +60,14 @@ class Notebook:
         return train_experiment(run, self.data, self.budget, self.seed, self.precision, device=self.dev,
                                 runs_dir=self.runs_dir, progress=self.progress)
 
+    @property
+    def evaluations_dir(self):
+        """Where evaluations of arrays alone (the t-SNE of codes) are stored: ``<runs_dir>/evaluations``
+        (helpers.evaluation.stored)."""
+        from ..files import repo_path
+
+        return repo_path(self.runs_dir) / "evaluations"
+
     def judge(self, seed: int = JUDGE_SEED) -> tuple[nn.Module, dict]:
         """The evaluation classifier, the judge of every sample metric: trained with its own seed (not the
         notebook's, so that every seed's models are scored by one instrument, like FID's fixed Inception network)
