@@ -9,7 +9,8 @@ it (``rows_above``), so the shape of a drawing has to come from z (Chen et al., 
 global structure to the code).
 
 Training is one pass over the real drawing (teacher forcing). Sampling draws the 784 pixels one at a time;
-since a pixel depends only on the pixels of its receptive field, each step runs the network on that window alone.
+since a pixel depends only on the pixels of its receptive field, each step computes that window alone, each
+layer as one matrix product.
 """
 
 from __future__ import annotations
@@ -92,44 +93,56 @@ class PixelCNNDecoder(nn.Module):
     def decode(self, z: torch.Tensor, c: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
         return self.sample(z, c, seed)
 
-    def _pixel_logit(self, x: torch.Tensor, h: torch.Tensor, weights: list, r: int, col: int) -> torch.Tensor:
-        """Logits (B,) of pixel (r, col) from the window of rows r - R .. r and columns col - R .. col + R
-        (R = ``rows_above``, the receptive field's reach both up and sideways) of drawings x (B, 1, R + 1, 2R + 1)
-        and maps h (B, C * L, R + 1, 2R + 1), positions outside the image being zeros. Each layer of kernel
-        radius k is computed only where the next one reads it: it turns n rows into the last n - k (its lower
-        rows are masked out) and w columns into the middle w - 2k. Activations outside the image are set to 0,
-        the padding the full forward gives them."""
-        R = self.rows_above
-        a, n, reach = x, x.shape[2], R  # reach: how far the window extends left and right of col
-        for conv, w, h_layer in zip(self.masked, weights, h.chunk(self.layers, dim=1)):
-            k = conv.kernel_size[0] // 2
-            a = F.conv2d(F.pad(a, (0, 0, 0, k)), w, conv.bias)  # (B, C, n - k, 2 (reach - k) + 1)
-            n, reach = n - k, reach - k
-            a = F.relu(a + h_layer[:, :, -n:, R - reach:R + reach + 1])
-            if (above := n - (r + 1)) > 0:
-                a[:, :, :above] = 0
-            if (left := reach - col) > 0:
-                a[..., :left] = 0
-            if (right := col + reach - 27) > 0:
-                a[..., -right:] = 0
-        return self.out(a)[:, 0, -1, -1]
+    @torch.no_grad()
+    def _window_layers(self, dtype: torch.dtype, device: torch.device) -> list:
+        """The masked layers restricted to the window that a pixel's logit reads, each as one matrix.
+
+        The logit of pixel (r, col) depends on rows r - R .. r and columns col - R .. col + R of the drawing
+        (R = ``rows_above``: the receptive field reaches as far sideways as up). A layer of kernel radius k
+        turns a window of n rows and w columns into its last n - k rows (its lower rows are masked out) and middle
+        w - 2k columns; being linear, it is the matrix W (C_in n w, C (n - k)(w - 2k)) of its masked kernel, found
+        by applying the convolution to the identity. Returns [(W, bias per output, rows n - k, reach (w - 2k - 1)
+        / 2, masks)] per layer, where ``masks[r, col]`` is 1 at the outputs inside the image and 0 at those above
+        or beside it (the zero padding of the full forward)."""
+        n, reach, c_in = self.rows_above + 1, self.rows_above, 1
+        layers = []
+        for conv in self.masked:
+            k, width = conv.kernel_size[0] // 2, 2 * reach + 1
+            d_in = c_in * n * width
+            identity = torch.eye(d_in, device=device).reshape(d_in, c_in, n, width)
+            W = F.conv2d(F.pad(identity, (0, 0, 0, k)), conv.weight * conv.mask).reshape(d_in, -1)
+            n, reach, c_in = n - k, reach - k, conv.out_channels
+            width = 2 * reach + 1
+            row = torch.arange(n, device=device).repeat_interleave(width)  # of each output, in (C, n, w) order
+            column = torch.arange(width, device=device).repeat(n)
+            image_row = torch.arange(28, device=device)[:, None, None] - (n - 1) + row
+            image_col = torch.arange(28, device=device)[None, :, None] - reach + column
+            inside = (image_row >= 0) & (image_col >= 0) & (image_col <= 27)  # (28, 28, n w)
+            layers.append((W.to(dtype), conv.bias.repeat_interleave(n * width).to(dtype), n, reach,
+                           inside.to(dtype).repeat(1, 1, c_in)))
+        return layers
 
     @torch.no_grad()
     def sample(self, z: torch.Tensor, c: torch.Tensor | None = None, seed: int = 0, greedy: bool = False):
         """Binary drawings (B, 1, 28, 28), pixel by pixel in raster order: each pixel is 1 with its predicted
         probability, from uniform noise of a CPU generator seeded with ``seed`` (the same on every device), or,
-        with ``greedy``, when that probability exceeds 0.5. Each step computes only the window the pixel's
-        receptive field reaches (``_pixel_logit``), not the whole image; a test holds that this gives the logits
-        of the full forward."""
-        R = self.rows_above
+        with ``greedy``, when that probability exceeds 0.5. Each step computes only the window that the pixel's
+        receptive field reaches, one matrix product per layer (``_window_layers``), not the whole image; a test
+        holds that this gives the logits of the full forward."""
+        R, B = self.rows_above, len(z)
         # R zero rows above the image and R zero columns either side: image pixel (r, col) is (r + R, col + R).
         h = F.pad(self.condition(z, c), (R, R, R, 0))
-        x = torch.zeros(len(z), 1, R + 28, 28 + 2 * R, device=z.device, dtype=h.dtype)
-        u = torch.rand((len(z), 28, 28), generator=torch.Generator().manual_seed(seed)).to(z.device)
-        weights = [conv.weight * conv.mask for conv in self.masked]
+        maps = h.chunk(self.layers, dim=1)
+        x = torch.zeros(B, R + 28, 28 + 2 * R, device=z.device, dtype=h.dtype)
+        u = torch.rand((B, 28, 28), generator=torch.Generator().manual_seed(seed)).to(z.device)
+        layers = self._window_layers(h.dtype, z.device)
+        w_out, b_out = self.out.weight.reshape(1, -1).to(h.dtype), self.out.bias.to(h.dtype)
         for r in range(28):
             for col in range(28):
-                window = (slice(None), slice(None), slice(r, r + R + 1), slice(col, col + 2 * R + 1))
-                p = torch.sigmoid(self._pixel_logit(x[window], h[window], weights, r, col).float())
-                x[:, 0, r + R, col + R] = ((p > 0.5) if greedy else (u[:, r, col] < p)).to(x.dtype)
-        return x[:, :, R:, R:R + 28]
+                a = x[:, r:r + R + 1, col:col + 2 * R + 1].reshape(B, -1)
+                for (W, bias, n, reach, inside), h_layer in zip(layers, maps):
+                    h_window = h_layer[:, :, r + R + 1 - n:r + R + 1, col + R - reach:col + R + reach + 1]
+                    a = torch.addmm(bias, a, W).add_(h_window.reshape(B, -1)).relu_().mul_(inside[r, col])
+                p = torch.sigmoid(torch.addmm(b_out, a, w_out.T)[:, 0].float())
+                x[:, r + R, col + R] = ((p > 0.5) if greedy else (u[:, r, col] < p)).to(x.dtype)
+        return x[:, None, R:, R:R + 28]
