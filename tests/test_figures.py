@@ -21,9 +21,6 @@ MAX_WIDTH_PX = 14 * 150
 MIN_DRAWING_PX = 40
 
 FIGURES = sorted((ROOT / "figures").glob("*.png"))
-# Committed figures still drawn by notebook 10's previous run, before the layout that keeps drawings readable:
-# expected to fail until `make reproduce` redraws them (strict: the test fails once they pass, to empty this).
-DRAWN_BEFORE_THE_READABLE_LAYOUT = {"10_pixel_classes", "10_pixel_reconstructions", "10_pixel_samples"}
 
 
 def readability_problems(path) -> list[str]:
@@ -48,10 +45,7 @@ def test_there_are_committed_figures():
     assert len(FIGURES) >= 20, f"expected the report's figures in {ROOT / 'figures'}, found {len(FIGURES)}"
 
 
-@pytest.mark.parametrize("path", [
-    pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="drawn before the readable layout; make reproduce "
-                                             "redraws it")) if p.stem in DRAWN_BEFORE_THE_READABLE_LAYOUT else p
-    for p in FIGURES], ids=[p.stem for p in FIGURES])
+@pytest.mark.parametrize("path", FIGURES, ids=[p.stem for p in FIGURES])
 def test_committed_figure_is_readable_at_page_width(path):
     problems = readability_problems(path)
     assert not problems, f"{path.relative_to(ROOT)}: " + "; ".join(problems) + " (make reproduce redraws it)"
