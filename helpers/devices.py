@@ -7,6 +7,7 @@ Every device path is written for the CPU (AVX2, AVX-512, AMX), CUDA and Apple MP
 - ``check_precision`` refuses "bf16" where the device has no native bfloat16, before anything runs.
 - ``rng_state``/``set_rng_state`` hold the CPU's generator and the device's own (CUDA, MPS), so that a
   checkpoint resumes a run with the same noise on any device.
+- ``one_blas_thread`` runs the evaluation's small numpy matrix work on one BLAS thread.
 """
 
 from __future__ import annotations
@@ -21,9 +22,25 @@ import warnings
 
 import torch
 
-__all__ = ["pick_device", "cuda_problem", "reproducible_cuda", "PRECISIONS", "native_bf16", "check_precision",
+__all__ = ["one_blas_thread", "pick_device", "cuda_problem", "reproducible_cuda", "PRECISIONS", "native_bf16", "check_precision",
            "autocast", "rng_state", "set_rng_state", "keep_freed_memory", "machine_summary",
            "busy_cpu_seconds"]
+
+
+def one_blas_thread(fn):
+    """Decorate ``fn`` to run with numpy's and scipy's BLAS on one thread (threadpoolctl; torch's own threads are
+    untouched). The evaluation's numpy work, EM of Gaussian mixtures on a few thousand 32-d codes and the FID's
+    matrix square root of 128 x 128 covariances, is many small matrix products, which OpenBLAS runs several times
+    slower on two threads than on one (bench/README.md); on one thread their last bits also no longer depend on
+    the machine's number of cores."""
+    from threadpoolctl import threadpool_limits
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with threadpool_limits(limits=1, user_api="blas"):
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def _mps_available() -> bool:

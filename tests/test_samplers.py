@@ -510,3 +510,27 @@ def test_choose_components_says_when_no_candidate_fits():
     codes = np.random.default_rng(1).normal(size=(6, 2))
     k, scores = H.choose_components(codes, codes, candidates=(1, 2, 5), train_labels=labels, val_labels=labels)
     assert set(scores) == {1, 2} and k in (1, 2)
+
+
+def test_mixture_fits_and_the_fid_run_on_one_blas_thread(monkeypatch):
+    """EM on small codes and the FID's matrix square root are small matrix products, several times slower on two
+    OpenBLAS threads than on one (helpers.one_blas_thread); torch's threads are not touched."""
+    from scipy import linalg
+    from sklearn.mixture import GaussianMixture
+    from threadpoolctl import threadpool_info
+
+    seen = []
+
+    def blas_threads():
+        seen.append({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+
+    fit, sqrtm = GaussianMixture.fit, linalg.sqrtm
+    monkeypatch.setattr(GaussianMixture, "fit", lambda self, X, y=None: (blas_threads(), fit(self, X, y))[1])
+    monkeypatch.setattr(linalg, "sqrtm", lambda A, *a, **k: (blas_threads(), sqrtm(A, *a, **k))[1])
+    codes = np.random.default_rng(0).normal(size=(60, 4))
+    torch_threads = torch.get_num_threads()
+    H.choose_components(codes, codes, candidates=(1, 2))
+    H.fit_mixture(codes, 2)
+    H.frechet_distance(codes, codes + 1)
+    assert len(seen) == 4 and all(s == {1} for s in seen), seen
+    assert torch.get_num_threads() == torch_threads

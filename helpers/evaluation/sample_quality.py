@@ -14,6 +14,7 @@ from scipy.linalg import LinAlgWarning
 from scipy.special import rel_entr, softmax
 from torch import nn
 
+from ..devices import one_blas_thread
 from .inference import batches, check_images, device_of, evaluating, to_host
 
 __all__ = [
@@ -41,6 +42,7 @@ def classifier_outputs(clf: nn.Module, X: torch.Tensor,
     return np.concatenate(feats), np.concatenate(probs)
 
 
+@one_blas_thread
 def frechet_distance(f1: np.ndarray, f2: np.ndarray, eps: float = 1e-6) -> float:
     """Fréchet distance between Gaussians fitted to two feature sets (N1, F) and (N2, F), the formula of
     the FID (Heusel et al., 2017): |m1 - m2|^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)).

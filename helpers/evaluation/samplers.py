@@ -20,12 +20,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..devices import one_blas_thread
 from .inference import evaluating, is_conditional
 
 __all__ = ["PriorSampler", "MixtureSampler", "ClassMixtureSampler", "fit_mixture", "choose_components",
            "decode_samples", "class_rows"]
 
 
+@one_blas_thread
 def fit_mixture(codes: np.ndarray, n_components: int, seed: int = 0):
     """A Gaussian mixture with full covariances fitted to ``codes`` (N, D) by EM (sklearn)."""
     from sklearn.mixture import GaussianMixture
@@ -36,6 +38,7 @@ def fit_mixture(codes: np.ndarray, n_components: int, seed: int = 0):
     return GaussianMixture(n_components, covariance_type="full", reg_covar=1e-4, random_state=seed).fit(codes)
 
 
+@one_blas_thread
 def choose_components(train_codes: np.ndarray, val_codes: np.ndarray, candidates=(1, 2, 5, 10, 20), seed: int = 0,
                       train_labels=None, val_labels=None) -> tuple[int, dict]:
     """The number of components whose mixture, fitted to ``train_codes``, gives the validation codes the

@@ -39,8 +39,8 @@ NOTEBOOK_DIR = ROOT / "notebooks"
 # These are the evaluation and figure sizes of the small runs, by parameter name: each notebook takes the
 # ones it declares.
 SMALL_PARAMS = {
-    "quick": {"n_eval": 200, "iwae_k": 50, "n_samples": 500, "max_points": 1500, "n_draws": 3, "curve_n": 50,
-              "curve_k_max": 100, "nll_n": 200, "nll_k": 100, "n_adherence": 100},
+    "quick": {"n_eval": 100, "iwae_k": 10, "n_samples": 150, "max_points": 500, "n_draws": 2, "curve_n": 20,
+              "curve_k_max": 20, "nll_n": 100, "nll_k": 20, "n_adherence": 50, "n_grid": 16},
     "tiny": {"n_examples": 3, "n_show": 1, "n_eval": 20, "iwae_k": 4, "n_samples": 40,
              "max_points": 150, "n_draws": 1, "curve_n": 6, "curve_k_max": 10, "nll_n": 8, "nll_k": 4, "n_adherence": 8,
              "n_grid": 8},

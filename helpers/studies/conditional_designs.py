@@ -57,8 +57,8 @@ def evaluate_conditional(nb: Notebook, clf: nn.Module, run: Experiment, label: s
     chosen on the validation codes). Returns (model, results)."""
     model = nb.model(on_whole_training_split(run))
     codes_fit, codes_val = encode_all(model, nb.X_fit, nb.fit.y_train), encode_all(model, nb.X_val, nb.y_val)
-    kc, _ = choose_components(codes_fit, codes_val, seed=nb.seed, train_labels=nb.fit.y_train,
-                              val_labels=nb.y_val.cpu().numpy())
+    kc, _ = choose_components(codes_fit, codes_val, seed=nb.seed, candidates=nb.mixture_candidates,
+                              train_labels=nb.fit.y_train, val_labels=nb.y_val.cpu().numpy())
     class_mixture = ClassMixtureSampler(encode_all(model, nb.X_train, nb.data.y_train), nb.data.y_train, kc, nb.seed)
     return model, {"label": label, **vae_bounds(model, nb.X_test, nb.y_test, n_iwae=n_eval, k=iwae_k, seed=nb.seed),
                    **label_adherence(clf, model, nb.X_test, nb.y_test),

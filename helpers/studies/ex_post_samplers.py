@@ -41,8 +41,9 @@ def fit_samplers(nb: Notebook, vae: nn.Module) -> tuple[dict, list]:
     X_fit, X_val, X_train = (model_inputs(vae, X) for X in (nb.X_fit, nb.X_val, nb.X_train))
     codes_fit, codes_val = encode_all(vae, X_fit), encode_all(vae, X_val)
     y_fit, y_val = nb.fit.y_train, nb.y_val.cpu().numpy()
-    k, scores = choose_components(codes_fit, codes_val, seed=nb.seed)
-    kc, class_scores = choose_components(codes_fit, codes_val, seed=nb.seed, train_labels=y_fit, val_labels=y_val)
+    k, scores = choose_components(codes_fit, codes_val, seed=nb.seed, candidates=nb.mixture_candidates)
+    kc, class_scores = choose_components(codes_fit, codes_val, seed=nb.seed, candidates=nb.mixture_candidates,
+                                         train_labels=y_fit, val_labels=y_val)
     choice = {"val_neg_elbo": vae_elbo(vae, X_val, seed=nb.seed)["neg_elbo"], "mixture_components": k,
               "val_loglik": scores, "class_mixture_components": kc, "val_loglik_per_class": class_scores}
     codes = encode_all(vae, X_train)

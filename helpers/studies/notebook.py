@@ -15,9 +15,14 @@ from ..evaluation.bounds import vae_elbo
 from ..training.cache import train_or_load
 from .registry import Experiment, run_named
 
-__all__ = ["JUDGE_SEED", "train_experiment", "Notebook"]
+__all__ = ["JUDGE_SEED", "MIXTURE_CANDIDATES", "train_experiment", "Notebook"]
 
 JUDGE_SEED = 0  # the evaluation classifier's own seed, whatever the seed of the models it scores
+
+
+# The mixture sizes that the ex-post samplers choose between on the validation codes, by budget: the report's five;
+# the small runs fewer (each candidate is fitted once over all codes and once per class), to keep them short.
+MIXTURE_CANDIDATES = {"full": (1, 2, 5, 10, 20), "quick": (1, 10), "tiny": (1, 2)}
 
 
 def train_experiment(run: Experiment | str, data, budget: str = "full", seed: int = 0, precision: str = "fp32",
@@ -45,6 +50,9 @@ class Notebook:
         self.dev = pick_device(device)
         check_precision(self.dev, precision)
         self.seed, self.budget, self.precision = seed, budget, precision
+        if budget not in MIXTURE_CANDIDATES:
+            raise ValueError(f"budget must be one of {', '.join(MIXTURE_CANDIDATES)}, got {budget!r}")
+        self.mixture_candidates = MIXTURE_CANDIDATES[budget]
         self.runs_dir, self.progress = runs_dir, progress
         self.data = load_quickdraw(resolve_data_dir(data_dir))
         self.X_train, self.X_test = to_tensor(self.data.x_train, self.dev), to_tensor(self.data.x_test, self.dev)

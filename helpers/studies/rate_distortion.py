@@ -33,7 +33,7 @@ def rate_distortion(nb: Notebook, clf: nn.Module, runs: list[Experiment], n: int
         model = nb.model(run)
         bounds = vae_elbo(model, nb.X_val, seed=nb.seed)
         codes_fit, codes_val = encode_all(model, nb.X_fit), encode_all(model, nb.X_val)
-        k, _ = choose_components(codes_fit, codes_val, seed=nb.seed)
+        k, _ = choose_components(codes_fit, codes_val, seed=nb.seed, candidates=nb.mixture_candidates)
         mixture = MixtureSampler(codes_fit, k, nb.seed)
         samples = sampler_metrics(clf, model, mixture, n, val_features, nb.seed + VALIDATION_SEED_OFFSET, repeats)
         grids[run.name] = decode_samples(model, mixture, n_show, nb.seed + VALIDATION_SEED_OFFSET)[0]
