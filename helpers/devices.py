@@ -22,9 +22,9 @@ import warnings
 
 import torch
 
-__all__ = ["one_blas_thread", "pick_device", "cuda_problem", "reproducible_cuda", "PRECISIONS", "native_bf16", "check_precision",
+__all__ = ["pick_device", "cuda_problem", "reproducible_cuda", "PRECISIONS", "native_bf16", "check_precision",
            "autocast", "rng_state", "set_rng_state", "keep_freed_memory", "machine_summary",
-           "busy_cpu_seconds"]
+           "busy_cpu_seconds", "one_blas_thread"]
 
 
 def one_blas_thread(fn):
