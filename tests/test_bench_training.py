@@ -86,7 +86,10 @@ def seconds_at(runs: list, rate: float) -> float:
 def test_pixelcnn_runs_are_projected_at_their_measured_fraction_of_the_cnn_vaes_rate():
     runs = {name: model for name, model, _ in bench.reproduce_runs(3000)}
     assert runs["vae_pixelcnn"] == runs["cvae_pixelcnn_class_prior"] == "vae_pixelcnn"
+    assert runs["vae_pixelcnn_local"] == runs["cvae_pixelcnn_local_class_prior"] == "vae_pixelcnn_local"
     assert bench.rate({"vae_cnn": {"ours fp32": 1000.0}}, "vae_pixelcnn", "ours fp32") == pytest.approx(411, abs=1)
+    assert bench.rate({"vae_cnn": {"ours fp32": 1000.0}}, "vae_pixelcnn_local", "ours fp32") == pytest.approx(673,
+                                                                                                           abs=1)
     assert bench.rate({"vae_cnn": {"ours fp32": 1000.0}}, "vae_cnn", "ours fp32") == 1000.0
 
 
