@@ -381,6 +381,40 @@ def test_a_sampler_is_scored_over_independent_draws_and_at_each_pixels_mode(draw
         E.generative_metrics(clf, first, None, ref)["fid"], abs=1e-6)  # the subset helpers.random_subset draws
 
 
+def test_every_drawing_is_scored_against_references_of_its_own_form(drawings):
+    """Like with like: a decoder's grey means against the grey reference, their modes against the reference
+    thresholded at 0.5, binary draws against the reference binarized by one draw; real drawings in each form
+    against the same drawings in that form score an FID of 0."""
+    vae, clf = small_vae(seed=2).eval(), Classifier().eval()
+    X, y = drawings
+    ref = E.reference_features(clf, X)
+    assert ref.grey.shape == ref.mode.shape == ref.drawn.shape == (len(X), 128)
+    assert np.allclose(ref.mode, E.classifier_outputs(clf, E.mode_of(X))[0], atol=1e-12)
+    assert np.allclose(ref.drawn, E.classifier_outputs(clf, E.binarize(X))[0], atol=1e-12)
+    assert not np.allclose(ref.grey, ref.mode, atol=1e-3)  # the forms differ: a different yardstick each
+    m = E.sampler_metrics(clf, vae, E.PriorSampler(vae), 10, ref, seed=0)
+    grey, _ = E.decode_samples(vae, E.PriorSampler(vae), 10, 0)
+    assert m["reference"] == "grey test drawings" and m["mode"]["reference"] == "test drawings thresholded at 0.5"
+    assert m["fid"] == pytest.approx(E.generative_metrics(clf, grey, None, ref.grey)["fid"], abs=1e-6)
+    assert m["mode"]["fid"] == pytest.approx(E.generative_metrics(clf, E.mode_of(grey), None, ref.mode)["fid"],
+                                             abs=1e-6)
+    real = E.real_reference(clf, X, len(X), ref, seed=0, y=y)  # every drawing, in every form: the set itself
+    assert real["fid"] == pytest.approx(0, abs=1e-6) and real["mode"]["fid"] == pytest.approx(0, abs=1e-6)
+    assert real["drawn"]["fid"] == pytest.approx(0, abs=1e-6)
+    assert real["drawn"]["reference"] == "test drawings binarized by one draw"
+    # Binary drawings (an autoregressive decoder's) are scored against the drawn reference, with no "mode" record.
+    binary = E.reconstruction_metrics(clf, ToyBinaryDecoder(), X, y, ref)
+    assert "mode" not in binary and binary["reference"] == "test drawings binarized by one draw"
+    assert binary["fid"] == pytest.approx(E.generative_metrics(clf, E.binarize(X), None, ref.drawn)["fid"], abs=1e-6)
+
+
+class ToyBinaryDecoder(torch.nn.Module):
+    """An autoencoder whose reconstruction of a drawing is its one-draw binarization: binary drawings."""
+
+    def forward(self, x):
+        return E.binarize(x)
+
+
 def test_the_judge_has_its_own_seed_whatever_the_notebooks_seed(synthetic_dir, tmp_path):
     nb = E.Notebook(str(synthetic_dir), seed=3, device="cpu", budget="tiny", runs_dir=str(tmp_path), progress="off")
     _, record = nb.judge()

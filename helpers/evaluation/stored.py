@@ -8,9 +8,11 @@ seconds, and an interrupted notebook resumes at the first evaluation it had not 
 
 The key is a hash of everything the result depends on: the function's name; every argument (a cached model by
 its cache folder, which the model's config and the data's md5s name; arrays and tensors by their bytes; other
-objects, such as a fitted mixture, by their attributes); the source of the package's evaluation and model code
-(any edit to ``helpers/evaluation`` or ``helpers/models`` recomputes everything: safe, never stale); and what moves
-the last bits of a float computation: torch's version, its number of threads and the device. The functions wrapped
+objects, such as a fitted mixture, by their attributes); the source of the code that computes it (every file of
+``helpers/evaluation``, the model files it imports, and the files that define the classes of the models among the
+arguments and of their submodules: an edit to the VAE recomputes the VAEs' evaluations, a new model file recomputes
+nothing); and what moves the last bits of a float computation: torch's version, its number of threads and the
+device. The functions wrapped
 here draw their randomness from their ``seed`` arguments only, so the same key gives the same result.
 
 An evaluation of arrays alone (the t-SNE of a model's codes) is stored where its caller says, ``stored_in=<a
@@ -26,8 +28,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import json
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -40,18 +44,43 @@ from ..files import ROOT, atomic_write_text
 __all__ = ["stored_evaluation", "evaluation_key", "RECOMPUTE_ENV"]
 
 RECOMPUTE_ENV = "QUICKDRAW_RECOMPUTE"
-_CODE_FOLDERS = ("helpers/evaluation", "helpers/models")
+_EVALUATION_CODE = "helpers/evaluation"
+_PACKAGE = "helpers"
+
+
+def _hash_files(paths) -> str:
+    h = hashlib.sha256()
+    for path in sorted(set(paths)):
+        h.update(path.relative_to(ROOT).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
 
 
 @functools.lru_cache(maxsize=1)
-def _code_fingerprint() -> str:
-    """A hash of the source files whose change may change an evaluation's result."""
-    h = hashlib.sha256()
-    for folder in _CODE_FOLDERS:
-        for path in sorted((ROOT / folder).rglob("*.py")):
-            h.update(path.relative_to(ROOT).as_posix().encode())
-            h.update(path.read_bytes())
-    return h.hexdigest()
+def _evaluation_code() -> tuple[Path, ...]:
+    """The evaluation package's files and the package files they import from outside it (``from ..models.vae
+    import ...``): the code every stored result may depend on, whatever its arguments."""
+    files = sorted((ROOT / _EVALUATION_CODE).rglob("*.py"))
+    imported = set()
+    for path in files:
+        for module in re.findall(r"^from \.\.([\w.]+) import", path.read_text(encoding="utf-8"), flags=re.M):
+            target = ROOT / "helpers" / Path(*module.split("."))
+            imported.add(target / "__init__.py" if target.is_dir() else target.with_suffix(".py"))
+    return tuple(files) + tuple(sorted(imported))
+
+
+def _model_code(args: tuple, kwargs: dict) -> set[Path]:
+    """The source files of the package's classes behind every model among the arguments (a sampler's ``.model``
+    included): each submodule's class and its base classes."""
+    files = set()
+    for obj in (*args, *kwargs.values()):
+        for candidate in (obj, getattr(obj, "model", None)):
+            if isinstance(candidate, nn.Module):
+                for module in candidate.modules():
+                    for cls in type(module).__mro__:
+                        if cls.__module__.split(".")[0] == _PACKAGE:
+                            files.add(Path(inspect.getsourcefile(cls)).resolve())
+    return files
 
 
 def _feed(h, obj, depth: int = 0) -> None:
@@ -104,7 +133,8 @@ def _feed(h, obj, depth: int = 0) -> None:
 def evaluation_key(fn, args: tuple, kwargs: dict) -> str:
     """The hash that names a stored result of ``fn(*args, **kwargs)`` (module docstring)."""
     h = hashlib.sha256()
-    h.update(f"{fn.__module__}.{fn.__qualname__};{_code_fingerprint()};torch {torch.__version__};"
+    code = _hash_files((*_evaluation_code(), *_model_code(args, kwargs)))
+    h.update(f"{fn.__module__}.{fn.__qualname__};{code};torch {torch.__version__};"
              f"threads {torch.get_num_threads()};".encode())
     _feed(h, list(args))
     _feed(h, dict(kwargs))

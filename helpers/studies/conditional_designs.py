@@ -5,12 +5,11 @@ recipe (``conditional_results``)."""
 
 from __future__ import annotations
 
-import numpy as np
 from torch import nn
 
 from ..data.quickdraw import VALIDATION
 from ..evaluation.bounds import vae_bounds, vae_elbo
-from ..evaluation.judging import label_adherence, sampler_metrics
+from ..evaluation.judging import JudgedReference, label_adherence, sampler_metrics
 from ..evaluation.reconstruction import encode_all
 from ..evaluation.samplers import ClassMixtureSampler, PriorSampler, choose_components
 from ..results import keyed_by_name, read_metrics
@@ -22,7 +21,7 @@ __all__ = ["compare_designs", "choose_design", "designs_summary", "evaluate_cond
            "conditional_summary", "chosen_design", "beyond_section"]
 
 
-def _design_scores(nb: Notebook, clf: nn.Module, run: Experiment, n: int, val_features: np.ndarray) -> dict:
+def _design_scores(nb: Notebook, clf: nn.Module, run: Experiment, n: int, val_features: JudgedReference) -> dict:
     model = nb.model(run)
     val_samples = sampler_metrics(clf, model, PriorSampler(model), n, val_features, nb.seed + VALIDATION_SEED_OFFSET)
     return {"label": run.label, "val_neg_elbo": vae_elbo(model, nb.X_val, nb.y_val, seed=nb.seed)["neg_elbo"],
@@ -30,7 +29,7 @@ def _design_scores(nb: Notebook, clf: nn.Module, run: Experiment, n: int, val_fe
             "class_accuracy": val_samples["class_accuracy"]}
 
 
-def compare_designs(nb: Notebook, clf: nn.Module, n: int, val_features: np.ndarray) -> dict:
+def compare_designs(nb: Notebook, clf: nn.Module, n: int, val_features: JudgedReference) -> dict:
     """Every conditional design of the registry (family "conditional"), trained without the validation part,
     on the validation split: {name: label, -ELBO, label adherence, class accuracy of ``n`` prior samples}."""
     return {run.name: _design_scores(nb, clf, run, n, val_features) for run in runs_of("conditional")}
@@ -50,7 +49,7 @@ def designs_summary(candidates: dict, chosen: str) -> str:
 
 
 def evaluate_conditional(nb: Notebook, clf: nn.Module, run: Experiment, label: str, n: int,
-                         test_features: np.ndarray, n_eval: int, iwae_k: int,
+                         test_features: JudgedReference, n_eval: int, iwae_k: int,
                          repeats: int = 1) -> tuple[nn.Module, dict]:
     """A conditional design trained on the whole training split, on the test split: its bounds, label adherence,
     and ``sampler_results`` of its prior and of a mixture per class fitted to its training codes (components
@@ -66,7 +65,7 @@ def evaluate_conditional(nb: Notebook, clf: nn.Module, run: Experiment, label: s
                                               repeats)}
 
 
-def conditional_results(nb: Notebook, clf: nn.Module, chosen: str, n: int, test_features: np.ndarray,
+def conditional_results(nb: Notebook, clf: nn.Module, chosen: str, n: int, test_features: JudgedReference,
                         n_eval: int, iwae_k: int, repeats: int = 1) -> tuple[dict, dict]:
     """``evaluate_conditional`` of the course recipe and of the chosen design (the same model when the recipe
     was chosen): ({"course recipe": model, "chosen": model}, {"course recipe": results, "chosen": results})."""

@@ -7,12 +7,11 @@ display label; the results file keys them by run name, ``helpers.keyed_by_name``
 
 from __future__ import annotations
 
-import numpy as np
 from torch import nn
 
 from ..data.quickdraw import VALIDATION
 from ..evaluation.bounds import vae_elbo
-from ..evaluation.judging import reconstruction_metrics, sample_table, sampler_metrics
+from ..evaluation.judging import JudgedReference, reconstruction_metrics, sample_table, sampler_metrics
 from ..evaluation.reconstruction import encode_all
 from ..evaluation.samplers import (
     ClassMixtureSampler,
@@ -61,7 +60,7 @@ def choices_summary(choices: dict) -> str:
 
 
 def sampler_results(nb: Notebook, clf: nn.Module, model: nn.Module, samplers: list, n: int,
-                    test_features: np.ndarray, repeats: int = 1, n_recon: int | None = None) -> dict:
+                    test_features: JudgedReference, repeats: int = 1, n_recon: int | None = None) -> dict:
     """{sampler name: FID, KID, Inception-style score and class accuracy of ``n`` decoded samples, over ``repeats``
     draws, and of the same samples decoded to each pixel's mode}, and under "reconstructions" the same numbers
     for the decoded test drawings (a reference for this decoder's samplers, not a bound): all of them, or the first

@@ -5,11 +5,10 @@ the winner, trained on the whole training split, beside the N(0, I) VAE and its 
 
 from __future__ import annotations
 
-import numpy as np
 from torch import nn
 
 from ..evaluation.bounds import iwae_bound, vae_bounds, vae_elbo
-from ..evaluation.judging import sampler_metrics
+from ..evaluation.judging import JudgedReference, sampler_metrics
 from .ex_post_samplers import fit_samplers, samples_summary
 from .notebook import Notebook
 from .registry import runs_of
@@ -52,7 +51,7 @@ def model_bounds(nb: Notebook, model: nn.Module, n_iwae: int, iwae_k: int, sampl
     return bounds
 
 
-def prior_table(nb: Notebook, clf: nn.Module, models: dict, labels: dict, n: int, test_features: np.ndarray,
+def prior_table(nb: Notebook, clf: nn.Module, models: dict, labels: dict, n: int, test_features: JudgedReference,
                 repeats: int, n_iwae: int, iwae_k: int) -> tuple[dict, dict]:
     """({key: {"label", "choice": mixture sizes chosen on the validation codes, "bounds": ``model_bounds`` with the
     mixture's density, "samples": {sampler name: metrics}}}, {key: samplers}) of each unconditional VAE of

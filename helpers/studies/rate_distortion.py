@@ -4,11 +4,10 @@ its ex-post mixture samples against the validation drawings (``rate_distortion``
 
 from __future__ import annotations
 
-import numpy as np
 from torch import nn
 
 from ..evaluation.bounds import iwae_bound, vae_elbo
-from ..evaluation.judging import sampler_metrics
+from ..evaluation.judging import JudgedReference, sampler_metrics
 from ..evaluation.latent import knn_accuracy
 from ..evaluation.reconstruction import encode_all
 from ..evaluation.samplers import MixtureSampler, choose_components, decode_samples
@@ -19,7 +18,7 @@ from .registry import Experiment
 __all__ = ["rate_distortion", "rate_distortion_summary"]
 
 
-def rate_distortion(nb: Notebook, clf: nn.Module, runs: list[Experiment], n: int, val_features: np.ndarray,
+def rate_distortion(nb: Notebook, clf: nn.Module, runs: list[Experiment], n: int, val_features: JudgedReference,
                     repeats: int = 1, iwae_k: int = 100, n_show: int = 10) -> tuple[dict, dict]:
     """({run name: one point of the rate-distortion picture}, {run name: ``n_show`` mixture samples}). Each point
     is measured on the validation split: ``rate`` (KL to the prior, nats per image), ``distortion`` (the
