@@ -160,11 +160,11 @@ def add_an_autoencoder(repo: Path) -> None:
     insert_before(repo / "helpers" / "studies" / "registry.py", '    Experiment("vae_gru"', AE_ENTRY)
     # 4. Its own figures: a copy of notebook 03 that names the new run.
     source = (repo / "notebooks" / "03_cnn_autoencoder.ipynb").read_text(encoding="utf-8")
-    for old, new in [('EXPERIMENTS[\\"cnn_ae\\"]', 'EXPERIMENTS[\\"mlp_ae\\"]'), ("03_cnn_", "11_mlp_"),
+    for old, new in [('EXPERIMENTS[\\"cnn_ae\\"]', 'EXPERIMENTS[\\"mlp_ae\\"]'), ("03_cnn_", "12_mlp_"),
                      ("# 03 · CNN autoencoder", "# 11 · MLP autoencoder"), ("CNN autoencoder:", "MLP autoencoder:")]:
         assert old in source, old
         source = source.replace(old, new)
-    (repo / "notebooks" / "11_mlp_autoencoder.ipynb").write_text(source, encoding="utf-8")
+    (repo / "notebooks" / "12_mlp_autoencoder.ipynb").write_text(source, encoding="utf-8")
 
 
 CHECK_AE = textwrap.dedent("""
@@ -187,7 +187,7 @@ def test_a_new_autoencoder_takes_four_files_keeps_the_suite_green_and_appears_in
     repo = copy_of_the_repository(tmp_path)
     add_an_autoencoder(repo)
     assert changed_files(ROOT, repo) == ["helpers/models/autoencoders.py", "helpers/models/build.py",
-                                         "helpers/studies/registry.py", "notebooks/11_mlp_autoencoder.ipynb"]
+                                         "helpers/studies/registry.py", "notebooks/12_mlp_autoencoder.ipynb"]
     run_the_package_tests(repo, STRUCTURE_TESTS)
 
     work = tmp_path / "work"
@@ -198,18 +198,18 @@ def test_a_new_autoencoder_takes_four_files_keeps_the_suite_green_and_appears_in
     out = tagged(run_in(repo, ["-c", CHECK_AE, str(work), str(repo)], QUICKDRAW_DIR=synthetic_dir),
                  "NOTEBOOKS", "QUICK", "TABLE")
 
-    assert out["NOTEBOOKS"][-1] == "11_mlp_autoencoder"  # `make reproduce` and QUICK=1 run it
+    assert out["NOTEBOOKS"][-1] == "12_mlp_autoencoder"  # `make reproduce` and QUICK=1 run it
     assert out["QUICK"][0] == out["QUICK"][1] > 0  # the autoencoders' quick budget
     metrics = json.loads((work / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["mlp_ae"]["latent_dim"] == 32 and metrics["mlp_ae"]["test_mse"] < 0.5
     # The runner splits each notebook's time: notebook 05 trained every model (the cache was empty), 11 none.
     times, training = metrics["timings"], metrics["training_times"]
-    assert 0 < training["05_tsne"] < times["05_tsne"] and training["11_mlp_autoencoder"] == 0
+    assert 0 < training["05_tsne"] < times["05_tsne"] and training["12_mlp_autoencoder"] == 0
     assert "| MLP AE | 419,120 | 32 | 12 |" in out["TABLE"], out["TABLE"]  # (784+1)*256 + 257*32 + 33*256 + 257*784
     assert sorted(metrics["latent"]["models"]) == ["cnn_ae", "lstm_ae", "mlp_ae", "vae_cnn", "vae_gru"]
     assert metrics["latent"]["models"]["mlp_ae"]["label"] == "MLP AE"
     assert (work / "figures" / "05_tsne.png").stat().st_size > 10_000
-    assert (work / "figures" / "11_mlp_reconstructions.png").is_file()
+    assert (work / "figures" / "12_mlp_reconstructions.png").is_file()
 
 
 # ---------------------------------------------------------------------------------------------------

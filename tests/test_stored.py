@@ -12,6 +12,7 @@ import torch
 from conftest import small_vae
 
 import helpers as H
+from helpers.evaluation import stored
 from helpers.evaluation.stored import RECOMPUTE_ENV, evaluation_key, stored_evaluation
 
 CALLS = []
@@ -138,3 +139,20 @@ def test_a_stored_result_comes_back_with_the_same_types_and_exact_floats():
     assert back["probs"][1] == 1e-300 and back["pair"] == (1, "a") and back["sd"] is None
     assert back["samples"].dtype == torch.float32 and torch.equal(back["samples"], result["samples"])
     assert back["nested"][0]["x"] == 0.5
+
+
+def test_the_key_holds_the_code_that_computes_the_result_and_no_other_model_file():
+    """The evaluation package and the model files it imports always; the files of the evaluated model's classes
+    (and of its submodules' classes); not the files of models that take no part, so that a new model file leaves
+    every stored result valid, and an edit to the VAE recomputes the VAEs' results, not the VQ-VAE's."""
+    evaluation = {p.relative_to(H.ROOT).as_posix() for p in stored._evaluation_code()}
+    assert "helpers/evaluation/judging.py" in evaluation and "helpers/models/vae.py" in evaluation
+    assert "helpers/models/vqvae.py" not in evaluation and "helpers/models/autoencoders.py" not in evaluation
+    vae = small_vae()
+    vae_files = {p.name for p in stored._model_code((H.PriorSampler(vae),), {})}  # a sampler's model counts
+    assert {"vae.py", "encoders.py", "decoders.py", "priors.py"} <= vae_files and "vqvae.py" not in vae_files
+    vq = H.VQVAE(n_codes=4, code_dim=2, channels=8, prior_width=8, prior_layers=1)
+    assert {p.name for p in stored._model_code((vq,), {})} == {"vqvae.py"}
+    key = stored.evaluation_key(H.sampler_metrics, (vae, 10), {})
+    assert key == stored.evaluation_key(H.sampler_metrics, (vae, 10), {})
+    assert key != stored.evaluation_key(H.sampler_metrics, (vq, 10), {})

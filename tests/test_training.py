@@ -88,7 +88,11 @@ def test_interrupted_and_resumed_run_ends_with_same_weights(spec, tensors, tmp_p
 # classifier's shift and dropout, the VAE's noise). The checkpoint it leaves must be the end of the last
 # complete step, so that resuming from it gives the weights of an uninterrupted run, bit for bit.
 
-CTRL_C_SPECS = [{"kind": "classifier"}, {"kind": "vae", "encoder": "cnn"}]
+# The VQ-VAE's run crosses from its autoencoder stage to its prior stage at step 4 of 10, and its codebook moves
+# by buffers (moving averages, restarts drawn from the random state): Ctrl-C must put all of them back.
+SMALL_VQVAE = {"kind": "vqvae", "n_codes": 16, "code_dim": 8, "channels": 16, "prior_width": 32, "prior_layers": 1}
+CTRL_C_SPECS = [{"kind": "classifier"}, {"kind": "vae", "encoder": "cnn"}, SMALL_VQVAE]
+CTRL_C_IDS = ["classifier", "vae", "vqvae"]
 CTRL_C_CFG = H.TrainConfig(steps=10, batch_size=8, eval_every=2, ckpt_every=100)  # checkpoints: Ctrl-C, end
 
 
@@ -166,7 +170,7 @@ def _raise_in(where: str, step: int):
     return hook
 
 
-@pytest.mark.parametrize("spec", CTRL_C_SPECS, ids=["classifier", "vae"])
+@pytest.mark.parametrize("spec", CTRL_C_SPECS, ids=CTRL_C_IDS)
 @pytest.mark.parametrize("where, step, saved_step", [("loss", 7, 6), ("evaluation", 6, 6), ("optimizer.step", 7, 7)])
 def test_ctrl_c_anywhere_in_a_step_then_resume_gives_the_uninterrupted_weights(spec, where, step, saved_step,
                                                                                small_split, tmp_path, monkeypatch,
@@ -182,7 +186,7 @@ def test_ctrl_c_anywhere_in_a_step_then_resume_gives_the_uninterrupted_weights(s
     _assert_same_run(reference, _ctrl_c_run(spec, small_split, ckpt=ckpt))
 
 
-@pytest.mark.parametrize("spec", CTRL_C_SPECS, ids=["classifier", "vae"])
+@pytest.mark.parametrize("spec", CTRL_C_SPECS, ids=CTRL_C_IDS)
 def test_sigint_at_a_random_moment_then_resume_gives_the_uninterrupted_weights(spec, small_split, tmp_path,
                                                                                one_thread, sigint_raises):
     cfg = H.TrainConfig(steps=20, batch_size=8, eval_every=2, ckpt_every=3)

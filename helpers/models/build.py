@@ -21,6 +21,7 @@ from .encoders import CNNEncoder, GRUEncoder
 from .pixelcnn import PixelCNNDecoder
 from .priors import ClassMeansPrior, MixturePrior, StandardNormalPrior
 from .vae import VAE, vae_loss
+from .vqvae import VQVAE, vqvae_loss
 
 __all__ = ["ENCODERS", "DECODERS", "PRIORS", "CLASS_INPUTS", "build_vae", "MODEL_KINDS", "build_model", "n_params"]
 
@@ -71,6 +72,7 @@ MODEL_KINDS = {
     "cnn_ae": (CNNAutoencoder, ae_loss),
     "vae": (build_vae, vae_loss),
     "classifier": (Classifier, classifier_loss),
+    "vqvae": (VQVAE, vqvae_loss),
 }
 
 

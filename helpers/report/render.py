@@ -36,11 +36,12 @@ def fmt(value, spec: str | None = None) -> str:
 # in, instead of failing.
 OPTIONAL_SECTIONS = {"seeds": "make seeds", "precision": "make precision-check", "bench": "make bench",
                      "judges": "make judges", "priors": "notebook 09 (make reproduce)",
-                     "pixel": "notebook 10 (make reproduce)"}
+                     "pixel": "notebook 10 (make reproduce)", "vqvae": "notebook 11 (make reproduce)"}
 # Tables named otherwise than the optional section they show.
 TABLE_SECTION = {"judge-claims": "judges", "rate-distortion": "priors", "prior-candidates": "priors",
                  "prior-bounds": "priors", "pixel-bounds": "pixel",
-                 "pixel-samples": "pixel", "pixel-conditional": "pixel"}
+                 "pixel-samples": "pixel", "pixel-conditional": "pixel", "vqvae-samples": "vqvae",
+                 "vqvae-validation": "vqvae"}
 
 
 def render_report(template: str, metrics: dict) -> str:

@@ -501,10 +501,39 @@ def table_pixel_conditional(m: dict) -> str:
                      "still the original class", "relabelled test drawings"], rows)
 
 
+def table_vqvae_samples(m: dict) -> str:
+    """The VQ-VAE's samples and reconstructions (notebook 11) beside real drawings and today's best sampler, the
+    chosen conditional design's class mixture (section 6.2), every drawing scored against the test split in its own
+    form; the requested-class column of real drawings is the judge's accuracy on them."""
+    v, chosen = m["vqvae"], m["beyond"]["conditional"]["chosen"]
+    ref = v["reference"]
+    rows = [[ref["sampler"], *sample_cells(m, "vqvae.reference", ref), f"{ref['inception_score']:.2f}",
+             _cell(m, "vqvae.reference.class_accuracy", ".1%"), sample_note(m, ref)]]
+    rows += sample_rows(m, chosen["label"], "beyond.conditional.chosen.samples",
+                        {"class mixture": chosen["samples"]["class mixture"]})
+    rows += sample_rows(m, v["label"], "vqvae.samples", v["samples"])
+    return md_table(["model · sampler", SAMPLE_HEADER[0] + _spread_note(m), *SAMPLE_HEADER[1:],
+                     "Inception-style score", "requested class", "N × draws"], rows)
+
+
+def table_vqvae_validation(m: dict) -> str:
+    """Notebook 11's choice on the validation split: the VQ-VAE and today's best sampler, both trained without the
+    validation part, their samples against the validation drawings (the lower mode-decoded FID is kept)."""
+    v = m["vqvae"]
+    rows = [[label + (" (kept)" if label == v["kept"] else ""), spread_cell(x, "fid", ".1f"),
+             spread_cell(x["mode"], "fid", ".1f"), pct_cell(x.get("class_accuracy")),
+             pct_cell(x["mode"].get("class_accuracy")), sample_note(m, x)]
+            for label, x in v["validation"].items()]
+    return md_table(["model · sampler (trained without the validation part)", "FID vs validation (grey)",
+                     "mode-decoded: FID vs thresholded validation", "requested class (grey)",
+                     "requested class (mode-decoded)", "N × draws"], rows)
+
+
 _STUDY_TABLES = {"rate-distortion": table_rate_distortion, "prior-candidates": table_prior_candidates,
                 "prior-bounds": table_prior_bounds,
                 "pixel-bounds": table_pixel_bounds, "pixel-samples": table_pixel_samples,
-                "pixel-conditional": table_pixel_conditional}
+                "pixel-conditional": table_pixel_conditional, "vqvae-samples": table_vqvae_samples,
+                "vqvae-validation": table_vqvae_validation}
 
 
 TABLES = {"data": table_data, "md5": table_md5, "autoencoders": table_autoencoders,

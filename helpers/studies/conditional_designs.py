@@ -17,8 +17,8 @@ from .ex_post_samplers import VALIDATION_SEED_OFFSET, sampler_results
 from .notebook import Notebook
 from .registry import EXPERIMENTS, Experiment, on_whole_training_split, run_labelled, runs_of
 
-__all__ = ["compare_designs", "choose_design", "designs_summary", "evaluate_conditional", "conditional_results",
-           "conditional_summary", "chosen_design", "beyond_section"]
+__all__ = ["compare_designs", "choose_design", "class_mixture_sampler", "designs_summary", "evaluate_conditional",
+           "conditional_results", "conditional_summary", "chosen_design", "beyond_section"]
 
 
 def _design_scores(nb: Notebook, clf: nn.Module, run: Experiment, n: int, val_features: JudgedReference) -> dict:
@@ -48,6 +48,20 @@ def designs_summary(candidates: dict, chosen: str) -> str:
     return "\n".join([*lines, f"chosen: {candidates[chosen]['label']}"])
 
 
+def class_mixture_sampler(nb: Notebook, model: nn.Module, codes_of: str = "train") -> ClassMixtureSampler:
+    """A Gaussian mixture per class fitted to a conditional VAE's codes of the whole training split ("train"), or of
+    the training split without its validation part ("fit": for a model trained without it, compared on it), its
+    number of components chosen on the validation codes (``choose_components``)."""
+    if codes_of not in ("train", "fit"):
+        raise ValueError(f'codes_of must be "train" or "fit", got {codes_of!r}')
+    codes_fit, codes_val = encode_all(model, nb.X_fit, nb.fit.y_train), encode_all(model, nb.X_val, nb.y_val)
+    kc, _ = choose_components(codes_fit, codes_val, seed=nb.seed, candidates=nb.mixture_candidates,
+                              train_labels=nb.fit.y_train, val_labels=nb.y_val.cpu().numpy())
+    if codes_of == "fit":
+        return ClassMixtureSampler(codes_fit, nb.fit.y_train, kc, nb.seed)
+    return ClassMixtureSampler(encode_all(model, nb.X_train, nb.data.y_train), nb.data.y_train, kc, nb.seed)
+
+
 def evaluate_conditional(nb: Notebook, clf: nn.Module, run: Experiment, label: str, n: int,
                          test_features: JudgedReference, n_eval: int, iwae_k: int,
                          repeats: int = 1) -> tuple[nn.Module, dict]:
@@ -55,10 +69,7 @@ def evaluate_conditional(nb: Notebook, clf: nn.Module, run: Experiment, label: s
     and ``sampler_results`` of its prior and of a mixture per class fitted to its training codes (components
     chosen on the validation codes). Returns (model, results)."""
     model = nb.model(on_whole_training_split(run))
-    codes_fit, codes_val = encode_all(model, nb.X_fit, nb.fit.y_train), encode_all(model, nb.X_val, nb.y_val)
-    kc, _ = choose_components(codes_fit, codes_val, seed=nb.seed, candidates=nb.mixture_candidates,
-                              train_labels=nb.fit.y_train, val_labels=nb.y_val.cpu().numpy())
-    class_mixture = ClassMixtureSampler(encode_all(model, nb.X_train, nb.data.y_train), nb.data.y_train, kc, nb.seed)
+    class_mixture = class_mixture_sampler(nb, model)
     return model, {"label": label, **vae_bounds(model, nb.X_test, nb.y_test, n_iwae=n_eval, k=iwae_k, seed=nb.seed),
                    **label_adherence(clf, model, nb.X_test, nb.y_test),
                    "samples": sampler_results(nb, clf, model, [PriorSampler(model), class_mixture], n, test_features,

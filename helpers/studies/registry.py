@@ -92,6 +92,13 @@ _AE_BUDGET = {"quick": {"steps": 30, "eval_every": 10}, "tiny": {"steps": 12, "b
 _VAE_BUDGET = {"quick": {"epochs": None, "steps": 8, "eval_every": 4, "log_every": 2},
                "tiny": {"epochs": 1, "batch_size": 64}}
 
+# The VQ-VAE of notebook 11 (helpers.models.vqvae): a 7x7 grid of 64 learned codes of 32 dimensions, convolutions of
+# 64 channels, and a causal transformer over the grid given the class (3 blocks of width 96, dropout 0.2). Its two
+# stages share one budget: the autoencoder the first 40% of the steps, the prior over its codes the rest.
+_VQVAE_SPEC = {"kind": "vqvae", "n_codes": 64, "code_dim": 32, "channels": 64, "n_classes": 5, "prior_dropout": 0.2}
+_VQVAE_BUDGET = {"quick": {"epochs": None, "steps": 10, "eval_every": 5, "log_every": 2},
+                 "tiny": {"epochs": None, "steps": 5, "batch_size": 32}}
+
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     Experiment("lstm_ae", "LSTM AE", "autoencoder", {"kind": "lstm_ae"},
                {"steps": 10_000, "batch_size": 256, "lr": 1e-3}, **_AE_BUDGET),
@@ -153,6 +160,10 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                "study", {**_vae_spec("cnn", 5), "binarize": True, "decoder": "pixelcnn_local", "class_input": "decoder",
                          "class_prior": True},
                {"epochs": 50, "batch_size": 128, "lr": 1e-3}, **_VAE_BUDGET),
+    # The VQ-VAE, trained without the validation part: notebook 11 sets its samples beside the chosen conditional
+    # design's on the validation split before the test split reports either (on_whole_training_split: the final run).
+    Experiment("vqvae_minus_val", "VQ-VAE, class-conditional code prior", "study", _VQVAE_SPEC,
+               {"epochs": 100, "batch_size": 128, "lr": 1e-3}, **_VQVAE_BUDGET, train_on="train_minus_val"),
 ]}
 
 
