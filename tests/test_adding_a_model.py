@@ -176,7 +176,7 @@ CHECK_AE = textwrap.dedent("""
     assert H.__file__.startswith(sys.argv[2]), H.__file__  # the copy's helpers, not the repository's
     print("NOTEBOOKS", json.dumps([p.stem for p in runner.notebooks()]))
     print("QUICK", json.dumps([H.EXPERIMENTS[name].config("quick").steps for name in ("mlp_ae", "cnn_ae")]))
-    runner.reproduce(only=["05", "11"], budget="tiny", fig_dir=work + "/figures", results_path=work + "/metrics.json",
+    runner.reproduce(only=["05", "12"], budget="tiny", fig_dir=work + "/figures", results_path=work + "/metrics.json",
                      runs_dir=work + "/runs", out_dir=work + "/executed", log_output=False)
     print("TABLE", json.dumps(H.TABLES["autoencoders"](H.read_metrics(work + "/metrics.json"))))
 """)
@@ -202,7 +202,7 @@ def test_a_new_autoencoder_takes_four_files_keeps_the_suite_green_and_appears_in
     assert out["QUICK"][0] == out["QUICK"][1] > 0  # the autoencoders' quick budget
     metrics = json.loads((work / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["mlp_ae"]["latent_dim"] == 32 and metrics["mlp_ae"]["test_mse"] < 0.5
-    # The runner splits each notebook's time: notebook 05 trained every model (the cache was empty), 11 none.
+    # The runner splits each notebook's time: notebook 05 trained every model (the cache was empty), 12 none.
     times, training = metrics["timings"], metrics["training_times"]
     assert 0 < training["05_tsne"] < times["05_tsne"] and training["12_mlp_autoencoder"] == 0
     assert "| MLP AE | 419,120 | 32 | 12 |" in out["TABLE"], out["TABLE"]  # (784+1)*256 + 257*32 + 33*256 + 257*784
