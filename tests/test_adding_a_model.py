@@ -160,11 +160,11 @@ def add_an_autoencoder(repo: Path) -> None:
     insert_before(repo / "helpers" / "studies" / "registry.py", '    Experiment("vae_gru"', AE_ENTRY)
     # 4. Its own figures: a copy of notebook 03 that names the new run.
     source = (repo / "notebooks" / "03_cnn_autoencoder.ipynb").read_text(encoding="utf-8")
-    for old, new in [('EXPERIMENTS[\\"cnn_ae\\"]', 'EXPERIMENTS[\\"mlp_ae\\"]'), ("03_cnn_", "12_mlp_"),
-                     ("# 03 · CNN autoencoder", "# 11 · MLP autoencoder"), ("CNN autoencoder:", "MLP autoencoder:")]:
+    for old, new in [('EXPERIMENTS[\\"cnn_ae\\"]', 'EXPERIMENTS[\\"mlp_ae\\"]'), ("03_cnn_", "13_mlp_"),
+                     ("# 03 · CNN autoencoder", "# 13 · MLP autoencoder"), ("CNN autoencoder:", "MLP autoencoder:")]:
         assert old in source, old
         source = source.replace(old, new)
-    (repo / "notebooks" / "12_mlp_autoencoder.ipynb").write_text(source, encoding="utf-8")
+    (repo / "notebooks" / "13_mlp_autoencoder.ipynb").write_text(source, encoding="utf-8")
 
 
 CHECK_AE = textwrap.dedent("""
@@ -176,7 +176,7 @@ CHECK_AE = textwrap.dedent("""
     assert H.__file__.startswith(sys.argv[2]), H.__file__  # the copy's helpers, not the repository's
     print("NOTEBOOKS", json.dumps([p.stem for p in runner.notebooks()]))
     print("QUICK", json.dumps([H.EXPERIMENTS[name].config("quick").steps for name in ("mlp_ae", "cnn_ae")]))
-    runner.reproduce(only=["05", "12"], budget="tiny", fig_dir=work + "/figures", results_path=work + "/metrics.json",
+    runner.reproduce(only=["05", "13"], budget="tiny", fig_dir=work + "/figures", results_path=work + "/metrics.json",
                      runs_dir=work + "/runs", out_dir=work + "/executed", log_output=False)
     print("TABLE", json.dumps(H.TABLES["autoencoders"](H.read_metrics(work + "/metrics.json"))))
 """)
@@ -187,7 +187,7 @@ def test_a_new_autoencoder_takes_four_files_keeps_the_suite_green_and_appears_in
     repo = copy_of_the_repository(tmp_path)
     add_an_autoencoder(repo)
     assert changed_files(ROOT, repo) == ["helpers/models/autoencoders.py", "helpers/models/build.py",
-                                         "helpers/studies/registry.py", "notebooks/12_mlp_autoencoder.ipynb"]
+                                         "helpers/studies/registry.py", "notebooks/13_mlp_autoencoder.ipynb"]
     run_the_package_tests(repo, STRUCTURE_TESTS)
 
     work = tmp_path / "work"
@@ -198,18 +198,18 @@ def test_a_new_autoencoder_takes_four_files_keeps_the_suite_green_and_appears_in
     out = tagged(run_in(repo, ["-c", CHECK_AE, str(work), str(repo)], QUICKDRAW_DIR=synthetic_dir),
                  "NOTEBOOKS", "QUICK", "TABLE")
 
-    assert out["NOTEBOOKS"][-1] == "12_mlp_autoencoder"  # `make reproduce` and QUICK=1 run it
+    assert out["NOTEBOOKS"][-1] == "13_mlp_autoencoder"  # `make reproduce` and QUICK=1 run it
     assert out["QUICK"][0] == out["QUICK"][1] > 0  # the autoencoders' quick budget
     metrics = json.loads((work / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["mlp_ae"]["latent_dim"] == 32 and metrics["mlp_ae"]["test_mse"] < 0.5
-    # The runner splits each notebook's time: notebook 05 trained every model (the cache was empty), 12 none.
+    # The runner splits each notebook's time: notebook 05 trained every model (the cache was empty), 13 none.
     times, training = metrics["timings"], metrics["training_times"]
-    assert 0 < training["05_tsne"] < times["05_tsne"] and training["12_mlp_autoencoder"] == 0
+    assert 0 < training["05_tsne"] < times["05_tsne"] and training["13_mlp_autoencoder"] == 0
     assert "| MLP AE | 419,120 | 32 | 12 |" in out["TABLE"], out["TABLE"]  # (784+1)*256 + 257*32 + 33*256 + 257*784
     assert sorted(metrics["latent"]["models"]) == ["cnn_ae", "lstm_ae", "mlp_ae", "vae_cnn", "vae_gru"]
     assert metrics["latent"]["models"]["mlp_ae"]["label"] == "MLP AE"
     assert (work / "figures" / "05_tsne.png").stat().st_size > 10_000
-    assert (work / "figures" / "12_mlp_reconstructions.png").is_file()
+    assert (work / "figures" / "13_mlp_reconstructions.png").is_file()
 
 
 # ---------------------------------------------------------------------------------------------------

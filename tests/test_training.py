@@ -91,8 +91,10 @@ def test_interrupted_and_resumed_run_ends_with_same_weights(spec, tensors, tmp_p
 # The VQ-VAE's run crosses from its autoencoder stage to its prior stage at step 4 of 10, and its codebook moves
 # by buffers (moving averages, restarts drawn from the random state): Ctrl-C must put all of them back.
 SMALL_VQVAE = {"kind": "vqvae", "n_codes": 16, "code_dim": 8, "channels": 16, "prior_width": 32, "prior_layers": 1}
-CTRL_C_SPECS = [{"kind": "classifier"}, {"kind": "vae", "encoder": "cnn"}, SMALL_VQVAE]
-CTRL_C_IDS = ["classifier", "vae", "vqvae"]
+# The free-bits PixelCNN VAE of notebook 12 also draws each training batch's binarization from the random state.
+FREE_BITS_PIXELCNN = {**H.EXPERIMENTS["cvae_pixelcnn_local_free_bits1_minus_val"].spec, "free_bits": 0.5}
+CTRL_C_SPECS = [{"kind": "classifier"}, {"kind": "vae", "encoder": "cnn"}, SMALL_VQVAE, FREE_BITS_PIXELCNN]
+CTRL_C_IDS = ["classifier", "vae", "vqvae", "pixelcnn_free_bits"]
 CTRL_C_CFG = H.TrainConfig(steps=10, batch_size=8, eval_every=2, ckpt_every=100)  # checkpoints: Ctrl-C, end
 
 
@@ -136,7 +138,9 @@ def _ctrl_c_run(spec, split, cfg=CTRL_C_CFG, ckpt=None, on_loss=None):
             on_loss(m.training, calls[m.training])
         return parts
 
-    record = H.fit(model, loss_then_hook, *split, cfg, ckpt_path=ckpt, progress=False)
+    (x_train, y_train), (x_held, y_held) = split
+    held_out = (H.model_inputs(model, x_held), y_held)  # a VAE of binary drawings scores their fixed binarization
+    record = H.fit(model, loss_then_hook, (x_train, y_train), held_out, cfg, ckpt_path=ckpt, progress=False)
     return model, record
 
 
@@ -353,6 +357,62 @@ def test_the_kl_weight_rises_from_zero_to_beta_over_the_warm_up(tensors):
     assert torch.equal(at[0.2]["loss"], rec + kl) and torch.equal(at[0.7]["loss"], rec + kl)
     torch.manual_seed(1)
     assert torch.equal(H.vae_loss(vae, x)["loss"], rec + kl)  # held-out losses: the full ELBO
+
+
+# ---------------------------------------------------------------------------------------------------
+# Free bits: each latent dimension's KL charged at least lambda nats (registry entries *_free_bits*)
+# ---------------------------------------------------------------------------------------------------
+
+
+def _loss_and_kl_terms(vae, x, y):
+    """vae_loss of x and the per-drawing, per-dimension KL (B, D) it saw, under the same noise."""
+    torch.manual_seed(1)
+    out = H.vae_loss(vae, x, y)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        mu, logvar = vae.encode(x, y)
+        return out, vae.kl(mu, logvar, y, vae.reparameterize(mu, logvar))
+
+
+def test_free_bits_charge_each_dimension_its_batch_mean_kl_or_lambda_whichever_is_larger(tensors):
+    spec = {**H.EXPERIMENTS["cvae_pixelcnn_local_free_bits1_minus_val"].spec, "decoder": "cnn"}
+    x, y = H.binarize(tensors[0][:16]), torch.arange(16) % 5
+    vaes = {}
+    for free_bits in (0.0, 0.05, 1000.0):
+        torch.manual_seed(0)  # the same weights for every lambda
+        vaes[free_bits] = H.build_model({**spec, "free_bits": free_bits})[0].eval()
+    plain, plain_kl = _loss_and_kl_terms(vaes[0.0], x, y)
+    assert torch.equal(plain["loss"], plain["rec"] + plain["kl"])  # lambda = 0: the ELBO
+    per_dim = plain_kl.mean(0)  # (32,)
+    assert bool((per_dim < 0.05).any()) and bool((per_dim > 0.05).any()), per_dim  # lambda = 0.05 splits them
+    some, _ = _loss_and_kl_terms(vaes[0.05], x, y)
+    assert float(some["loss"].detach()) == pytest.approx(float((plain["rec"] + per_dim.clamp(min=0.05).sum()).detach()), abs=1e-4)
+    assert float(some["kl"].detach()) == pytest.approx(float(plain["kl"].detach()), abs=1e-5)  # "kl" stays the KL
+    free, _ = _loss_and_kl_terms(vaes[1000.0], x, y)
+    assert float(free["loss"].detach()) == pytest.approx(float(free["rec"].detach()) + 1000.0 * 32, abs=1e-2)
+    free["loss"].backward()  # every dimension below lambda: the KL term gives the encoder no gradient
+    grads_with_kl_free = [p.grad.clone() for p in vaes[1000.0].encoder.parameters()]
+    vaes[1000.0].zero_grad()
+    torch.manual_seed(1)
+    H.vae_loss(vaes[1000.0], x, y)["rec"].backward()
+    for g, g_rec in zip(grads_with_kl_free, (p.grad for p in vaes[1000.0].encoder.parameters())):
+        assert torch.allclose(g, g_rec, rtol=1e-4, atol=1e-6)
+
+
+def test_free_bits_hold_a_kl_without_closed_form_at_lambda_times_the_dimensions():
+    torch.manual_seed(0)
+    vae = H.build_vae(prior="mog", n_components=2, free_bits=1000.0).eval()
+    torch.manual_seed(1)
+    out = H.vae_loss(vae, torch.rand(8, 1, 28, 28))
+    assert float(out["loss"].detach()) == pytest.approx(float(out["rec"].detach()) + 1000.0 * 32, abs=1e-2)
+
+
+def test_free_bits_are_checked_and_keyed(synthetic):
+    with pytest.raises(ValueError, match="free_bits must be >= 0"):
+        H.build_vae(free_bits=-0.5)
+    keys = {H.config_key(run.spec, run.config("tiny"), synthetic) for run in H.free_bits_candidates()}
+    assert len(keys) == len(H.FREE_BITS) and [run.spec["free_bits"] for run in H.free_bits_candidates()] == list(
+        H.FREE_BITS)
 
 
 @pytest.mark.parametrize("where, step, saved_step", [("loss", 4, 3), ("optimizer.step", 6, 6)])

@@ -228,15 +228,19 @@ def label_adherence(clf: nn.Module, model: nn.Module, X: torch.Tensor, y, batch_
 
 @stored_evaluation
 def memorisation(model: nn.Module, X_train: torch.Tensor, X_test: torch.Tensor, n: int = 1000, n_show: int = 8,
-                 seed: int = 1) -> tuple[torch.Tensor, np.ndarray, np.ndarray, dict]:
-    """A copy check: the L2 distance (pixel intensities in [0, 1]) from each of ``n`` prior samples (decoder means,
-    seeded with ``seed``) to its nearest training drawing, beside the same for up to ``n`` real test drawings.
-    A model that copied some training drawings would put the low percentiles of its samples' distances far below
-    the test drawings'. Returns the ``n_show`` samples nearest to a training drawing (the most copy-like), the
+                 seed: int = 1, sampler=None) -> tuple[torch.Tensor, np.ndarray, np.ndarray, dict]:
+    """A copy check: the L2 distance (pixel intensities in [0, 1]) from each of ``n`` samples (decoded codes of
+    ``sampler``, by default the prior, seeded with ``seed``) to its nearest training drawing, beside the same for up
+    to ``n`` real test drawings. Like with like: when the samples are binary draws (an autoregressive decoder), the
+    training and test drawings are binarized by one draw each (``binarize``, seeds 0 and 1), as the model's data
+    was. A model that copied some training drawings would put the low percentiles of its samples' distances far
+    below the test drawings'. Returns the ``n_show`` samples nearest to a training drawing (the most copy-like), the
     index and distance of each one's nearest training drawing, and the percentiles (1st, 5th, median) and minimum
     of both sets of distances. L2 in pixels sees copies and near-copies; it cannot see a sample that reproduces a
     training drawing shifted by a pixel or two, nor tell a novel drawing from a blurry average of several."""
-    samples = decode_samples(model, PriorSampler(model), n, seed)[0]
+    samples = decode_samples(model, sampler or PriorSampler(model), n, seed)[0]
+    if bool(((samples == 0) | (samples == 1)).all()):
+        X_train, X_test = binarize(X_train, seed=0), binarize(X_test[:n], seed=1)
     idx, dist = nearest_training(samples, X_train)
     test_dist = nearest_training(X_test[:n], X_train)[1]
     show = np.argsort(dist, kind="stable")[:n_show]

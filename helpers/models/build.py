@@ -47,7 +47,7 @@ CLASS_INPUTS = {"both": ("encoder", "decoder"), "decoder": ("decoder",), "none":
 
 def build_vae(encoder: str = "cnn", latent_dim: int = 32, n_classes: int = 0, beta: float = 1.0,
               class_input: str = "both", class_prior: bool = False, kl_warmup: float = 0.0, binarize: bool = False,
-              prior: str = "normal", n_components: int = 0, decoder: str = "cnn") -> VAE:
+              prior: str = "normal", n_components: int = 0, decoder: str = "cnn", free_bits: float = 0.0) -> VAE:
     """The VAE a spec names: encoder, decoder and prior by their names in ``ENCODERS``, ``DECODERS`` and
     ``PRIORS``; ``class_prior=True`` is the prior "class_means"; ``class_input`` a key of ``CLASS_INPUTS``.
     The parts are built encoder, decoder, prior, so that a seed gives the same initial weights as always."""
@@ -64,7 +64,7 @@ def build_vae(encoder: str = "cnn", latent_dim: int = 32, n_classes: int = 0, be
     enc = ENCODERS[encoder](latent_dim, n_classes=n_classes if "encoder" in sees_class else 0)
     dec = DECODERS[decoder](latent_dim, n_classes=n_classes if "decoder" in sees_class else 0)
     return VAE(enc, dec, PRIORS[prior](latent_dim, n_classes, n_components, enc), latent_dim, n_classes, beta,
-               kl_warmup, binarize)
+               kl_warmup, binarize, free_bits)
 
 
 MODEL_KINDS = {

@@ -9,7 +9,7 @@ unconditional model; the VAE turns them into the one-hot c that its parts take):
 - ``log_likelihood(x, z, y)`` -> log p(x|z, y), (B,) nats; ``decode_logits(z, y, x)`` -> Bernoulli logits;
 - ``decode(z, y, seed)`` -> drawings (B, 1, 28, 28), pixel probabilities or, autoregressive, binary draws;
 - ``log_prior(z, y)``, ``kl(mu, logvar, y, z)``, ``sample_prior(n, y, generator)``, ``class_mean(z, y)``;
-- ``one_hot(y)``; attributes ``latent_dim``, ``n_classes``, ``beta``, ``kl_warmup``, ``binarize``, and the parts
+- ``one_hot(y)``; attributes ``latent_dim``, ``n_classes``, ``beta``, ``kl_warmup``, ``free_bits``, ``binarize``, and the parts
   ``encoder``, ``decoder``, ``prior``.
 
 A new encoder, decoder or prior is a class with the methods its module's docstring lists, in a file of its own,
@@ -32,16 +32,22 @@ class VAE(nn.Module):
     ``n_classes``, or a prior's ``conditional``). ``beta`` weights the KL term of ``vae_loss`` (1 gives the ELBO);
     ``kl_warmup`` > 0 raises that weight linearly from 0 to ``beta`` over that fraction of training (KL annealing,
     Bowman et al., 2016), so the decoder learns to use z before the KL term pulls q(z|x) to the prior.
+    ``free_bits`` > 0 (nats per latent dimension) makes the loss charge each dimension's KL, averaged over the batch,
+    at least that much (Kingma et al., 2016, "Improving Variational Inference with Inverse Autoregressive Flow",
+    eq. 15): below it, a dimension's KL costs nothing, so a strong decoder gains nothing by leaving z unused.
     ``binarize=True`` models binary drawings: ``vae_loss`` draws each pixel of a training batch as a coin with the
     grey pixel's intensity (dynamic binarization, Burda et al., 2016), and held-out drawings are read as one fixed
     draw (``model_inputs``), so that the Bernoulli decoder's -ELBO is the bound of a log-likelihood.
     """
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, prior: nn.Module, latent_dim: int,
-                 n_classes: int = 0, beta: float = 1.0, kl_warmup: float = 0.0, binarize: bool = False):
+                 n_classes: int = 0, beta: float = 1.0, kl_warmup: float = 0.0, binarize: bool = False,
+                 free_bits: float = 0.0):
         super().__init__()
         if not 0 <= kl_warmup <= 1:
             raise ValueError(f"kl_warmup must be a fraction of training in [0, 1], got {kl_warmup!r}")
+        if not free_bits >= 0:
+            raise ValueError(f"free_bits must be >= 0 nats per latent dimension, got {free_bits!r}")
         if decoder.autoregressive and not binarize:
             raise ValueError("an autoregressive decoder models binary drawings: it needs binarize=True")
         takes_class = [encoder.n_classes, decoder.n_classes, n_classes if prior.conditional else 0]
@@ -52,6 +58,7 @@ class VAE(nn.Module):
         self.latent_dim, self.n_classes = latent_dim, n_classes
         self.beta = float(beta)
         self.kl_warmup = float(kl_warmup)
+        self.free_bits = float(free_bits)
         self.binarize = bool(binarize)
         # Built in this order by helpers.models.build, so that the same seed gives the same initial weights.
         self.encoder, self.decoder, self.prior = encoder, decoder, prior
@@ -142,6 +149,8 @@ def vae_loss(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, beta: f
     defaults to the model's own (``VAE.beta``), scaled by min(1, progress / kl_warmup) during a KL warm-up;
     ``progress`` is the fraction of training done (the training loop passes it; held-out losses use 1).
     A binarized model draws a training batch anew; held-out drawings must come binary (``model_inputs``).
+    With ``VAE.free_bits`` = lambda, the loss's KL term is sum_j max(lambda, mean over the batch of KL_j) over the
+    latent dimensions j (a prior without a closed-form KL gives one column, held at lambda * D); "kl" stays the KL.
     Kingma & Welling (2014), "Auto-Encoding Variational Bayes", eq. 10 with the KL of Appendix B."""
     beta = model.beta if beta is None else beta
     if model.kl_warmup:
@@ -153,5 +162,10 @@ def vae_loss(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, beta: f
     mu, logvar = model.encode(x, y)
     z = model.reparameterize(mu, logvar)
     rec = -model.log_likelihood(x, z, y).mean()
-    kl = model.kl(mu, logvar, y, z).sum(1).mean()
-    return {"loss": rec + beta * kl, "rec": rec, "kl": kl}
+    kl_terms = model.kl(mu, logvar, y, z)  # (B, D), or (B, 1) for a one-sample estimate
+    kl = kl_terms.sum(1).mean()
+    charged = kl
+    if model.free_bits:
+        floor = model.free_bits * model.latent_dim / kl_terms.shape[1]
+        charged = kl_terms.mean(0).clamp(min=floor).sum()
+    return {"loss": rec + beta * charged, "rec": rec, "kl": kl}

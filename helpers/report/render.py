@@ -36,12 +36,13 @@ def fmt(value, spec: str | None = None) -> str:
 # in, instead of failing.
 OPTIONAL_SECTIONS = {"seeds": "make seeds", "precision": "make precision-check", "bench": "make bench",
                      "judges": "make judges", "priors": "notebook 09 (make reproduce)",
-                     "pixel": "notebook 10 (make reproduce)", "vqvae": "notebook 11 (make reproduce)"}
+                     "pixel": "notebook 10 (make reproduce)", "vqvae": "notebook 11 (make reproduce)",
+                     "free_bits": "notebook 12 (make reproduce)"}
 # Tables named otherwise than the optional section they show.
 TABLE_SECTION = {"judge-claims": "judges", "rate-distortion": "priors", "prior-candidates": "priors",
                  "prior-bounds": "priors", "pixel-bounds": "pixel",
                  "pixel-samples": "pixel", "pixel-conditional": "pixel", "vqvae-samples": "vqvae",
-                 "vqvae-validation": "vqvae"}
+                 "vqvae-validation": "vqvae", "free-bits-samples": "free_bits", "free-bits-validation": "free_bits"}
 
 
 def render_report(template: str, metrics: dict) -> str:

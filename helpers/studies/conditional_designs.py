@@ -12,6 +12,7 @@ from ..evaluation.bounds import vae_bounds, vae_elbo
 from ..evaluation.judging import JudgedReference, label_adherence, sampler_metrics
 from ..evaluation.reconstruction import encode_all
 from ..evaluation.samplers import ClassMixtureSampler, PriorSampler, choose_components
+from ..models.vae import model_inputs
 from ..results import keyed_by_name, read_metrics
 from .ex_post_samplers import VALIDATION_SEED_OFFSET, sampler_results
 from .notebook import Notebook
@@ -51,15 +52,17 @@ def designs_summary(candidates: dict, chosen: str) -> str:
 def class_mixture_sampler(nb: Notebook, model: nn.Module, codes_of: str = "train") -> ClassMixtureSampler:
     """A Gaussian mixture per class fitted to a conditional VAE's codes of the whole training split ("train"), or of
     the training split without its validation part ("fit": for a model trained without it, compared on it), its
-    number of components chosen on the validation codes (``choose_components``)."""
+    number of components chosen on the validation codes (``choose_components``). A VAE of binary drawings encodes
+    their fixed binarization (``model_inputs``), as it read them in training."""
     if codes_of not in ("train", "fit"):
         raise ValueError(f'codes_of must be "train" or "fit", got {codes_of!r}')
-    codes_fit, codes_val = encode_all(model, nb.X_fit, nb.fit.y_train), encode_all(model, nb.X_val, nb.y_val)
+    X_fit, X_val, X_train = (model_inputs(model, X) for X in (nb.X_fit, nb.X_val, nb.X_train))  # as it reads them
+    codes_fit, codes_val = encode_all(model, X_fit, nb.fit.y_train), encode_all(model, X_val, nb.y_val)
     kc, _ = choose_components(codes_fit, codes_val, seed=nb.seed, candidates=nb.mixture_candidates,
                               train_labels=nb.fit.y_train, val_labels=nb.y_val.cpu().numpy())
     if codes_of == "fit":
         return ClassMixtureSampler(codes_fit, nb.fit.y_train, kc, nb.seed)
-    return ClassMixtureSampler(encode_all(model, nb.X_train, nb.data.y_train), nb.data.y_train, kc, nb.seed)
+    return ClassMixtureSampler(encode_all(model, X_train, nb.data.y_train), nb.data.y_train, kc, nb.seed)
 
 
 def evaluate_conditional(nb: Notebook, clf: nn.Module, run: Experiment, label: str, n: int,

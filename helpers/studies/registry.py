@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-__all__ = ["BUDGETS", "Experiment", "EXPERIMENTS", "runs_of", "run_named", "run_labelled", "conditional",
+__all__ = ["BUDGETS", "FREE_BITS", "free_bits_candidates", "Experiment", "EXPERIMENTS", "runs_of", "run_named", "run_labelled", "conditional",
            "on_whole_training_split"]
 
 BUDGETS = ("full", "quick", "tiny")  # the report's budget, a demo in minutes (QUICK=1), the tests' seconds
@@ -77,6 +77,8 @@ def _vae_spec(encoder: str, n_classes: int = 0) -> dict:
 
 # The KL weights of the rate-distortion sweep, and whether that point has the KL warm-up (helpers.vae_loss).
 BETA_SWEEP = ((0.25, False), (0.5, False), (1.0, False), (2.0, False), (4.0, False), (4.0, True))
+# Free bits, nats per latent dimension, of the free-bits study (0: the plain ELBO, for comparison).
+FREE_BITS = (0.0, 0.5, 1.0, 2.0)
 _PRIOR_LABELS = {"vamp": "VampPrior", "mog": "mixture-of-Gaussians prior"}
 
 
@@ -162,6 +164,15 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                "study", {**_vae_spec("cnn", 5), "binarize": True, "decoder": "pixelcnn_local", "class_input": "decoder",
                          "class_prior": True},
                {"epochs": 50, "batch_size": 128, "lr": 1e-3}, **_VAE_BUDGET),
+    # The class-conditional local PixelCNN VAE above with free bits (helpers.vae_loss): each latent dimension's KL
+    # is charged at least lambda nats, so the decoder gains nothing by leaving z unused. Trained without the
+    # validation part; the free-bits study (notebook 12) chooses lambda, and the sampler, on the validation split.
+    *[Experiment(f"cvae_pixelcnn_local_free_bits{_tag(free_bits)}_minus_val",
+                 f"local PixelCNN VAE, class prior, free bits {free_bits:g}", "study",
+                 {**_vae_spec("cnn", 5), "binarize": True, "decoder": "pixelcnn_local", "class_input": "decoder",
+                  "class_prior": True, "free_bits": free_bits},
+                 {"epochs": 50, "batch_size": 128, "lr": 1e-3}, **_VAE_BUDGET, train_on="train_minus_val")
+      for free_bits in FREE_BITS],
     # The VQ-VAE, trained without the validation part: notebook 11 sets its samples beside the chosen conditional
     # design's on the validation split before the test split reports either (on_whole_training_split: the final run).
     Experiment("vqvae_minus_val", "VQ-VAE, class-conditional code prior", "study", _VQVAE_SPEC,
@@ -184,6 +195,12 @@ def conditional(vae: Experiment, n_classes: int = 5) -> Experiment:
     spec = {**vae.spec, "n_classes": n_classes}
     return Experiment(f"cvae_{spec['encoder']}", f"conditional {vae.label}", "vae", spec, vae.full,
                       vae.quick, vae.tiny)
+
+
+def free_bits_candidates() -> list[Experiment]:
+    """The free-bits study's candidates (notebook 12), trained without the validation part: one per value of
+    ``FREE_BITS``, in that order."""
+    return [EXPERIMENTS[f"cvae_pixelcnn_local_free_bits{_tag(free_bits)}_minus_val"] for free_bits in FREE_BITS]
 
 
 def on_whole_training_split(run: Experiment) -> Experiment:
