@@ -386,7 +386,8 @@ def test_free_bits_charge_each_dimension_its_batch_mean_kl_or_lambda_whichever_i
     per_dim = plain_kl.mean(0)  # (32,)
     assert bool((per_dim < 0.05).any()) and bool((per_dim > 0.05).any()), per_dim  # lambda = 0.05 splits them
     some, _ = _loss_and_kl_terms(vaes[0.05], x, y)
-    assert float(some["loss"].detach()) == pytest.approx(float((plain["rec"] + per_dim.clamp(min=0.05).sum()).detach()), abs=1e-4)
+    expected = plain["rec"].detach() + per_dim.clamp(min=0.05).sum()
+    assert float(some["loss"].detach()) == pytest.approx(float(expected), abs=1e-4)
     assert float(some["kl"].detach()) == pytest.approx(float(plain["kl"].detach()), abs=1e-5)  # "kl" stays the KL
     free, _ = _loss_and_kl_terms(vaes[1000.0], x, y)
     assert float(free["loss"].detach()) == pytest.approx(float(free["rec"].detach()) + 1000.0 * 32, abs=1e-2)

@@ -9,8 +9,8 @@ unconditional model; the VAE turns them into the one-hot c that its parts take):
 - ``log_likelihood(x, z, y)`` -> log p(x|z, y), (B,) nats; ``decode_logits(z, y, x)`` -> Bernoulli logits;
 - ``decode(z, y, seed)`` -> drawings (B, 1, 28, 28), pixel probabilities or, autoregressive, binary draws;
 - ``log_prior(z, y)``, ``kl(mu, logvar, y, z)``, ``sample_prior(n, y, generator)``, ``class_mean(z, y)``;
-- ``one_hot(y)``; attributes ``latent_dim``, ``n_classes``, ``beta``, ``kl_warmup``, ``free_bits``, ``binarize``, and the parts
-  ``encoder``, ``decoder``, ``prior``.
+- ``one_hot(y)``; attributes ``latent_dim``, ``n_classes``, ``beta``, ``kl_warmup``, ``free_bits``, ``binarize``, and
+  the parts ``encoder``, ``decoder``, ``prior``.
 
 A new encoder, decoder or prior is a class with the methods its module's docstring lists, in a file of its own,
 and one entry in ``helpers.models.build`` so that a registered run can name it.

@@ -53,7 +53,8 @@ def free_bits_validation(nb: Notebook, clf: nn.Module, runs: list[Experiment], v
     drawings' fixed binarization, and the samples of two samplers, its class prior and a Gaussian mixture per class
     fitted to its codes of the training drawings without the validation part: ``repeats`` draws of ``n`` samples, from
     the validation seed, scored against the validation drawings binarized by one draw (binary draws: like with
-    like). {run name: {"label", "free_bits", "neg_elbo", "rec", "kl", "active_units", "samples": {sampler: metrics}}}."""
+    like). {run name: {"label", "free_bits", "neg_elbo", "rec", "kl", "active_units",
+    "samples": {sampler: metrics}}}."""
     out = {}
     for run in runs:
         model = nb.model(run)
@@ -78,7 +79,7 @@ def free_bits_summary(candidates: dict, kept: tuple[str, str]) -> str:
     """One line per candidate: its validation bound and KL, and the FID and requested-class accuracy of each
     sampler's validation samples; then the one kept."""
     lines = []
-    for name, c in candidates.items():
+    for c in candidates.values():
         scores = "; ".join(f"{sampler}: FID {spread_cell(m, 'fid', '.1f')}, requested class {m['class_accuracy']:.1%}"
                            for sampler, m in c["samples"].items())
         lines.append(f"free bits {c['free_bits']:<4g} -ELBO {c['neg_elbo']:6.1f} (KL {c['kl']:5.1f} nats, "

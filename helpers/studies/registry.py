@@ -11,8 +11,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-__all__ = ["BUDGETS", "FREE_BITS", "free_bits_candidates", "Experiment", "EXPERIMENTS", "runs_of", "run_named", "run_labelled", "conditional",
-           "on_whole_training_split"]
+__all__ = ["BUDGETS", "FREE_BITS", "free_bits_candidates", "Experiment", "EXPERIMENTS", "runs_of", "run_named",
+           "run_labelled", "conditional", "on_whole_training_split"]
 
 BUDGETS = ("full", "quick", "tiny")  # the report's budget, a demo in minutes (QUICK=1), the tests' seconds
 FAMILIES = ("autoencoder", "vae", "classifier", "conditional", "prior", "study")
