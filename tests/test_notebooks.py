@@ -1,16 +1,15 @@
 """Each notebook runs once, headlessly, with the tiny budget on synthetic data: papermill injects the
-parameters (as `make reproduce` does) and ``pytest --nbval-lax`` executes the prepared copy in a fresh
-kernel, failing on any error. Then the figures the notebook saves must exist and show something, and the
-metrics file must have gained its section.
+parameters (as `make reproduce` does) and ``pytest --nbval-lax`` (a pytest session of its own, in this process)
+executes the prepared copy in a fresh kernel, failing on any error. Then the figures the notebook saves must
+exist and show something, and the metrics file must have gained its section.
 
 The notebooks run in order in one folder, so notebook 05 loads the models that 02-04 cached. The expected
 figures are read from each notebook's own ``H.savefig(fig, fig_dir, "NAME")`` calls, so a new notebook is
 tested without editing this file."""
 
 import json
+import os
 import re
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -58,11 +57,20 @@ def run_with_nbval(path, data_dir, workdir) -> dict:
                                kernel_name="python3", progress_bar=False)
     before = H.read_metrics(workdir / "metrics.json")
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-p", "no:cacheprovider",
-                           "-p", "no:xdist", str(prepared)], capture_output=True, text=True, cwd=prepared.parent,
-                          env=child_env())
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert re.search(r"\d+ passed", proc.stdout), proc.stdout[-2000:]
+    with pytest.MonkeyPatch.context() as mp:  # the kernel's environment: child_env(), as for any child process
+        for key in set(os.environ) - set(child_env()):
+            mp.delenv(key)
+        for key, value in child_env().items():
+            mp.setenv(key, value)
+        mp.chdir(prepared.parent)
+        # nbval in this process (a pytest session of its own, as pytester's inline_run makes one): a subprocess
+        # would spend about 3 s per notebook starting Python and importing pytest, nbval and nbformat.
+        junit = prepared.with_suffix(".xml")
+        code = pytest.main(["--nbval-lax", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+                            f"--junitxml={junit}", str(prepared)])
+    outcome = junit.read_text(encoding="utf-8")
+    assert code == 0, f"{path.name} failed under nbval (its output is above): {outcome[-3000:]}"
+    assert re.search(r'tests="[1-9]\d*"', outcome) and 'failures="0"' in outcome, outcome[-2000:]
     after = H.read_metrics(workdir / "metrics.json")
     # The wall time, as the runner records it for `make reproduce` (the report's timings table reads it).
     H.merge_metrics(workdir / "metrics.json", "timings", {path.stem: time.perf_counter() - start}, update=True)
