@@ -430,3 +430,25 @@ def test_the_fid_of_singular_features_is_right_and_warns_nothing():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert E.frechet_distance(f, f + 0.1) == pytest.approx(128 * 0.01, abs=1e-3)
+
+
+class _InkJudge(nn.Module):
+    """A judge that calls a drawing class 1 when its mean intensity exceeds 0.3, else class 0."""
+
+    def __init__(self):
+        super().__init__()
+        self.unused = nn.Parameter(torch.zeros(1))  # a device to run on
+
+    def features(self, x):
+        return x.mean((1, 2, 3))[:, None]
+
+    def head(self, f):
+        return torch.cat([0.3 - f, f - 0.3], dim=1) * 100
+
+
+def test_judge_accuracy_reads_real_drawings_in_each_form():
+    """Drawings of uniform grey 0.4, all of class 1: grey they have ink 0.4 (class 1); thresholded at 0.5 they are
+    blank (class 0); binarized by one draw about 40% of their pixels are lit (class 1)."""
+    X, y = torch.full((50, 1, 28, 28), 0.4), torch.ones(50, dtype=torch.long)
+    accuracy = E.judge_accuracy(_InkJudge(), X, y)
+    assert accuracy == {"grey": 1.0, "thresholded": 0.0, "drawn": 1.0}

@@ -21,7 +21,7 @@ from .sample_quality import classifier_outputs, generative_metrics, nearest_trai
 from .samplers import PriorSampler, decode_samples
 from .stored import stored_evaluation
 
-__all__ = ["DRAW_SEED_STEP", "SPREAD_KEYS", "draw_seeds", "over_draws", "mode_of", "JudgedReference",
+__all__ = ["DRAW_SEED_STEP", "SPREAD_KEYS", "draw_seeds", "over_draws", "mode_of", "JudgedReference", "judge_accuracy",
            "reference_features", "sampler_metrics",
            "sample_line", "sample_table", "real_reference", "reconstruction_metrics",
            "relabel", "relabel_rows",
@@ -89,6 +89,15 @@ def reference_features(clf: nn.Module, X: torch.Tensor) -> JudgedReference:
     """The judge's features of the reference drawings X (N, 1, 28, 28) in [0, 1], in each form."""
     return JudgedReference(classifier_outputs(clf, X)[0], classifier_outputs(clf, mode_of(X))[0],
                            classifier_outputs(clf, binarize(X))[0])
+
+
+def judge_accuracy(clf: nn.Module, X: torch.Tensor, y) -> dict:
+    """The judge's accuracy on real drawings X (N, 1, 28, 28) in [0, 1] of classes y, in each form a drawing can
+    take: {"grey": X itself, "thresholded": at 0.5 (``mode_of``), "drawn": binarized by one draw (``binarize``,
+    seed 0)}. The yardstick of the requested-class accuracy of samples of that form."""
+    y = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)
+    return {form: float((classifier_outputs(clf, x)[1].argmax(1) == y).mean())
+            for form, x in (("grey", X), ("thresholded", mode_of(X)), ("drawn", binarize(X)))}
 
 
 def _reference_of(reference, form: str) -> np.ndarray:
