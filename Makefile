@@ -47,7 +47,7 @@ data: $(STAMP)
 	else $(PY) -W ignore::RuntimeWarning -m helpers.data.download --out "$(DATA_DIR)"; fi
 
 reproduce: data
-	$(PY) -m helpers.pipeline.runner $(RUN_FLAGS) $(if $(PARAMS),$(PARAMS))
+	$(PY) -m helpers.pipeline.runner $(RUN_FLAGS) $(if $(JOBS),--jobs $(JOBS)) $(if $(PARAMS),$(PARAMS))
 	$(MAKE) --no-print-directory report
 
 # The seed spread of the headline numbers: notebooks 02-06 rerun with seeds 1 .. SEEDS-1 (seed 0 is
@@ -59,7 +59,7 @@ seeds: data
 	$(PY) -m helpers.pipeline.reruns --seeds $(SEEDS) --lstm-seeds $(LSTM_SEEDS) $(RUN_FLAGS)
 	$(MAKE) --no-print-directory report
 
-# The judge's own effect: notebooks 04 and 06 rerun on seed 0's models with the evaluation classifier trained with
+# The judge's own effect: notebooks 04, 06, 10 and 12 rerun on seed 0's models with the evaluation classifier trained with
 # seeds 1 .. JUDGES-1 (the report's judge is seed 0; runs/judges/), the sample numbers and claims of each judge in the
 # results file's judges section and the report.
 JUDGES ?= 3

@@ -7,6 +7,7 @@ import sys
 import textwrap
 import time
 
+import pytest
 from conftest import child_env
 
 import helpers as H
@@ -90,3 +91,96 @@ def test_two_processes_training_one_config_train_it_once(tmp_path, synthetic_dir
     assert "cnn_ae: loaded from" in loader_output
     (folder,) = (runs_dir / "models").iterdir()
     assert (folder / "model.pt").exists() and not (folder / "checkpoint.pt").exists()
+
+
+# ---------------------------------------------------------------------------------------------------
+# The runner with --jobs: notebooks side by side, each in a process of its own
+# ---------------------------------------------------------------------------------------------------
+
+def tiny_notebook(path, body: str) -> None:
+    """A notebook with a parameters cell (``stamp_dir``) and one cell of ``body``."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('stamp_dir = ""')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(body)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, str(path))
+
+
+STAMPED = textwrap.dedent("""
+    import json, os, time
+    from pathlib import Path
+    start = time.time()
+    time.sleep({sleep})
+    Path(stamp_dir, "{name}.json").write_text(json.dumps({{"start": start, "end": time.time(),
+                                                          "threads": os.environ["OMP_NUM_THREADS"]}}),
+                                    encoding="utf-8")
+    {then}
+""")
+
+
+def test_notebooks_side_by_side_respect_their_order_and_a_failure_stops_what_comes_after(
+        tmp_path, synthetic_dir, monkeypatch, capfd):
+    from helpers.pipeline import runner
+
+    folder, stamps = tmp_path / "notebooks", tmp_path / "stamps"
+    folder.mkdir()
+    stamps.mkdir()
+    broken = 'raise ValueError("broken on purpose")'
+    for name, sleep, then in [("01_first", 1, ""), ("02_beside", 1, ""), ("03_after_first", 0, broken),
+                              ("04_after_broken", 0, "")]:
+        tiny_notebook(folder / f"{name}.ipynb", STAMPED.format(sleep=sleep, name=name, then=then))
+    monkeypatch.setattr(runner, "NOTEBOOK_DIR", folder)
+    monkeypatch.setattr(runner, "AFTER", {"03_after_first": ("01_first",), "04_after_broken": ("03_after_first",)})
+    monkeypatch.setenv("QUICKDRAW_DIR", str(synthetic_dir))
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: 2)
+    metrics_path = tmp_path / "metrics.json"
+    with pytest.raises(RuntimeError) as failure:
+        runner.reproduce(budget="tiny", extra={"stamp_dir": str(stamps)}, fig_dir=tmp_path / "figures",
+                         results_path=metrics_path, runs_dir=tmp_path / "runs", out_dir=tmp_path / "executed", jobs=2)
+    message = str(failure.value)
+    assert message.startswith("03_after_first failed") and "broken on purpose" in message, message
+    assert "not run: 04_after_broken" in message, message
+    ran = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in stamps.glob("*.json")}
+    assert sorted(ran) == ["01_first", "02_beside", "03_after_first"]
+    first, beside, after = ran["01_first"], ran["02_beside"], ran["03_after_first"]
+    assert first["start"] < beside["end"] and beside["start"] < first["end"]  # side by side
+    assert after["start"] >= first["end"]  # its earlier notebook had finished
+    assert {r["threads"] for r in ran.values()} == {"1"}  # two notebooks on two CPUs: one thread each (torch's too)
+    metrics = H.read_metrics(metrics_path)
+    assert sorted(metrics["timings"]) == ["01_first", "02_beside"]
+    assert all(m["notebooks_side_by_side"] == 2 for m in metrics["timings_machine"].values())
+    out = capfd.readouterr().out
+    assert "[01] == 01_first.ipynb done in" in out and "[02] == 02_beside.ipynb done in" in out, out[-2000:]
+
+
+def test_the_schedule_keeps_number_order_within_the_jobs_and_waits_for_earlier_notebooks(monkeypatch):
+    from helpers.pipeline import runner
+
+    monkeypatch.setattr(runner, "AFTER", {"c": ("a",), "d": ("c",)})
+    stems = ["a", "b", "c", "d", "e"]
+    assert runner.schedule(stems, 2, set(), set(), set()) == ["a", "b"]
+    assert runner.schedule(stems, 2, {"a"}, {"b"}, set()) == ["e"]  # c waits for a
+    assert runner.schedule(stems, 3, set(), {"a", "b"}, set()) == ["c", "e"]
+    assert runner.schedule(stems, 2, set(), {"a", "b", "c", "e"}, set()) == ["d"]
+    assert runner.schedule(stems, 2, set(), {"a", "b"}, {"c"}) == ["e"]  # d never runs after a failed c
+    assert runner.schedule(["d", "e"], 1, set(), set(), set()) == ["d"]  # c is not part of this run
+    assert runner.default_jobs("full") == 1 and runner.default_jobs("tiny") == 1
+    # Launched: what others wait for first, then the longest first (last run's times when it has them all).
+    assert runner.launch_order(stems, {}) == ["c", "a", "e", "d", "b"]
+    times = {"a": 5.0, "b": 50.0, "c": 1.0, "d": 9.0, "e": 20.0}
+    assert runner.launch_order(stems, times) == ["a", "c", "b", "e", "d"]
+    assert runner.launch_order(stems, {"b": 50.0}) == ["c", "a", "e", "d", "b"]  # incomplete: later counts as longer
+
+
+def test_every_notebook_that_reads_the_chosen_design_runs_after_the_notebook_that_chooses_it():
+    from helpers.pipeline import runner
+
+    readers = {p.stem for p in runner.notebooks() if "H.chosen_design(" in p.read_text(encoding="utf-8")}
+    assert readers, "no notebook reads the chosen design: update this test"
+    for stem in readers:
+        assert "06_samplers_and_designs" in runner.AFTER.get(stem, ()), f"{stem} reads beyond.chosen; add it to AFTER"
+    assert all(stem > before for stem, befores in runner.AFTER.items() for before in befores)  # number order holds

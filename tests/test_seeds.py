@@ -8,6 +8,7 @@ import sys
 import pytest
 from conftest import ROOT, child_env
 
+import helpers as H
 from helpers.pipeline import reruns as S
 from helpers.results import read_metrics
 
@@ -78,6 +79,7 @@ def test_write_seeds_names_the_missing_run_and_writes_nothing(tmp_path):
 
 RUN_SEEDS = """
 import json, sys
+import helpers as H
 from helpers.pipeline import reruns as S
 ran = S.run_seeds(json.loads(sys.argv[1]), "tiny", runs_dir=sys.argv[2], log_output=False, notebooks=["03"])
 print(json.dumps({str(k): list(v) for k, v in ran.items()}))
@@ -133,13 +135,18 @@ def test_compare_precision_pairs_the_numbers_both_runs_have():
     assert "cnn_ae" not in section
 
 
-def judged_metrics(fid_cnn, fid_gru, adherence):
+def judged_metrics(fid_cnn, fid_gru, adherence, fid_free_bits=20.0, kept="free_bits1"):
     """A results file of one judge, cut down to the numbers a judge gives and one it does not."""
     return {"lstm_ae": {"test_mse": 0.04},
             "vae": {"models": {"vae_cnn": {"neg_elbo": 210.0, "fid": fid_cnn},
                                "vae_gru": {"neg_elbo": 215.0, "fid": fid_gru},
                                "cvae_cnn": {"neg_elbo": 209.0, "fid": fid_cnn - 10}}},
-            "beyond": {"conditional": {"course recipe": {"adherence": 0.3}, "chosen": {"adherence": adherence}}}}
+            "beyond": {"conditional": {"course recipe": {"adherence": 0.3},
+                                       "chosen": {"adherence": adherence,
+                                                  "samples": {"class mixture": {"mode": {"fid": 70.0}}}}}},
+            "pixel": {"conditional": {"local_conditional": {"prior": {"fid": 30.0, "class_accuracy": 0.7}}}},
+            "free_bits": {"kept": {"run": kept, "sampler": "class mixture"}, "bounds": {"neg_elbo": 177.0},
+                          "samples": {"class mixture": {"fid": fid_free_bits, "class_accuracy": 0.65}}}}
 
 
 def test_the_judge_spread_takes_only_the_judged_notebooks_and_names_the_failing_judge(tmp_path):
@@ -147,7 +154,8 @@ def test_the_judge_spread_takes_only_the_judged_notebooks_and_names_the_failing_
     results.write_text(json.dumps(judged_metrics(500.0, 600.0, 0.7)), encoding="utf-8")
     with pytest.raises(RuntimeError, match="judge 1: no metrics at .*judge-1"):
         S.write_judges([0, 1, 2], "full", results_path=results, runs_dir=tmp_path / "runs")
-    for j, m in ((1, judged_metrics(450.0, 640.0, 0.75)), (2, judged_metrics(620.0, 580.0, 0.2))):
+    for j, m in ((1, judged_metrics(450.0, 640.0, 0.75, 35.0)),
+                 (2, judged_metrics(620.0, 580.0, 0.2, 22.0, "free_bits2"))):
         S.judge_dir(j, "full", tmp_path / "runs").mkdir(parents=True)
         (S.judge_dir(j, "full", tmp_path / "runs") / "metrics.json").write_text(json.dumps(m), encoding="utf-8")
     S.write_judges([0, 1, 2], "full", results_path=results, runs_dir=tmp_path / "runs")
@@ -160,13 +168,23 @@ def test_the_judge_spread_takes_only_the_judged_notebooks_and_names_the_failing_
     assert section["claims"]["class_prior_adherence"] == {"holds": 2, "n": 3, "fails_in_seeds": [2]}
     assert "cnn_ae_beats_lstm_ae" not in section["claims"] and "cnn_encoder_lower_elbo" not in section["claims"]
     assert "neg_elbo" not in section["stats"]["vae"]["models"]["vae_cnn"]  # the bounds are not the judge's
+    # The notebooks beyond 04 and 06: the free-bits model's samples against the best before it, under each judge.
+    free_bits_fid = section["stats"]["free_bits"]["samples"]["class mixture"]["fid"]
+    assert free_bits_fid["values"] == {"0": 20.0, "1": 35.0, "2": 22.0}
+    assert section["claims"]["free_bits_beats_pixel_decoder"] == {"holds": 2, "n": 3, "fails_in_seeds": [1]}
+    assert section["claims"]["free_bits_beats_class_prior_design"] == {"holds": 3, "n": 3, "fails_in_seeds": []}
+    assert section["kept"]["2"]["run"] == "free_bits2" and section["kept"]["0"]["run"] == "free_bits1"
+    assert "bounds" not in section["stats"]["free_bits"]
+    assert "free_bits_beats_pixel_decoder" not in S.collect({0: judged_metrics(500.0, 600.0, 0.7)})["claims"]  # seeds
+    table = H.TABLES["judge-claims"](read_metrics(results) | {"judges": section})
+    assert "free-bits model and sampler kept on validation are judge 0's | 2 of 3 | 2 |" in table, table
 
 
-def test_judges_rerun_notebooks_04_and_06_on_seed_0_with_each_further_judge(monkeypatch, tmp_path):
+def test_judges_rerun_the_judged_notebooks_on_seed_0_with_each_further_judge(monkeypatch, tmp_path):
     calls = []
     monkeypatch.setattr(S, "reproduce", lambda **kw: calls.append(kw) or {})
     S.run_judges(range(3), "full", runs_dir=tmp_path)
     assert [c["extra"]["judge_seed"] for c in calls] == [1, 2]
-    assert all(c["only"] == ["04", "06"] for c in calls)
+    assert all(c["only"] == ["04", "06", "10", "12"] for c in calls)
     assert calls[0]["results_path"] == S.judge_dir(1, "full", tmp_path) / "metrics.json"
 

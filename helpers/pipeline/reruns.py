@@ -12,9 +12,9 @@ min, max, n and the seed-0 value) and merged into the ``seeds`` section of the r
 
 Judge spread: ``python -m helpers.pipeline.reruns --judges 3`` (`make judges`). Every number of the seed spread is
 scored by one judge, the evaluation classifier trained with its own seed (``judge_seed``, 0), whatever the models'
-seed. What the judge itself changes is measured apart: notebooks 04 and 06 rerun at seed 0 with ``-p judge_seed j``
-for the further judges j into runs/judges/<budget>/judge-<j>/ (same cache and resumption), and the headline numbers and
-claims of each judge are gathered as the seeds' are (``collect``) into the ``judges`` section.
+seed. What the judge itself changes is measured apart: notebooks 04, 06, 10 and 12 rerun at seed 0 with
+``-p judge_seed j`` for the further judges j into runs/judges/<budget>/judge-<j>/ (same cache and resumption), and the
+headline numbers and claims of each judge are gathered as the seeds' are (``collect``) into the ``judges`` section.
 
 Precision check: ``python -m helpers.pipeline.reruns --precision bf16`` (`make precision-check`) reruns notebooks 02-04
 with ``-p precision bf16`` into runs/precision/<budget>/bf16/ (same cache and resumption) and merges the headline
@@ -33,7 +33,17 @@ from pathlib import Path
 from ..data.quickdraw import DataError
 from ..devices import PRECISIONS
 from ..files import ROOT
-from ..results import CLAIMS, HEADLINE, JUDGED, default_outputs, flatten_stats, merge_metrics, read_metrics
+from ..results import (
+    CLAIMS,
+    HEADLINE,
+    JUDGE_CLAIMS,
+    JUDGE_HEADLINE,
+    JUDGED,
+    default_outputs,
+    flatten_stats,
+    merge_metrics,
+    read_metrics,
+)
 from .runner import ParameterError, reproduce
 
 __all__ = ["SEED_NOTEBOOKS", "JUDGE_NOTEBOOKS", "PRECISION_NOTEBOOKS", "seed_dir", "judge_dir", "precision_dir",
@@ -41,7 +51,10 @@ __all__ = ["SEED_NOTEBOOKS", "JUDGE_NOTEBOOKS", "PRECISION_NOTEBOOKS", "seed_dir
            "run_precision", "headline", "aggregate", "collect", "write_seeds", "compare_precision"]
 
 SEED_NOTEBOOKS = ["02", "03", "04", "05", "06"]  # 01 shows the data and trains nothing; 07 studies seed 0's models
-JUDGE_NOTEBOOKS = ["04", "06"]  # the notebooks whose numbers the evaluation classifier gives
+# The notebooks whose numbers the evaluation classifier gives: the VAEs' samples (04), the samplers and conditional
+# designs (06), the PixelCNN decoders (10) and the free-bits model (12; it also chooses its lambda by the judge's FID).
+JUDGE_NOTEBOOKS = ["04", "06", "10", "12"]
+JUDGE_SECTIONS = ("vae", "beyond", "pixel", "free_bits")
 # Parameters that only one notebook declares, passed only when that notebook is among those run.
 _OWN_PARAMETER = {"leave_out": "05", "schedule_study": "02"}
 # The likelihood bounds do not depend on the judge: the judge runs compute them on few drawings and samples (they are
@@ -55,13 +68,13 @@ def seed_dir(seed: int, budget: str = "full", runs_dir=None) -> Path:
 
 
 def judge_dir(judge: int, budget: str = "full", runs_dir=None) -> Path:
-    """Where the rerun of notebooks 04 and 06 with another judge keeps its metrics, figures and notebooks."""
+    """Where the rerun of the judged notebooks with another judge keeps its metrics, figures and notebooks."""
     return Path(runs_dir or ROOT / "runs") / "judges" / budget / f"judge-{judge}"
 
 
 def run_judges(judges, budget: str = "full", runs_dir=None, log_output: bool = True) -> dict:
-    """Rerun notebooks 04 and 06 (seed 0's models) with each further judge seed of ``judges`` (judge 0 is the
-    report's own); returns {judge: {notebook: seconds}} of the notebooks run now."""
+    """Rerun the notebooks of ``JUDGE_NOTEBOOKS`` (seed 0's models) with each further judge seed of ``judges`` (judge
+    0 is the report's own); returns {judge: {notebook: seconds}} of the notebooks run now."""
     return {j: _rerun(judge_dir(j, budget, runs_dir), JUDGE_NOTEBOOKS, {"judge_seed": j, **JUDGE_RUN_BOUNDS}, budget,
                       runs_dir, log_output)
             for j in judges if j != 0}
@@ -69,7 +82,8 @@ def run_judges(judges, budget: str = "full", runs_dir=None, log_output: bool = T
 
 def write_judges(judges, budget: str = "full", results_path=None, runs_dir=None) -> dict:
     """The ``judges`` section: ``collect`` of the report's run (judge 0) and the further judges' runs, restricted to
-    the numbers a judge gives (notebooks 04 and 06). A judge whose run is missing is an error naming its folder."""
+    the numbers a judge gives (``JUDGE_NOTEBOOKS``), with ``JUDGE_HEADLINE`` and ``JUDGE_CLAIMS`` added; ``kept`` is
+    notebook 12's choice under each judge. A judge whose run is missing is an error naming its folder."""
     results_path = Path(results_path or default_outputs(budget)[1])
     runs = {}
     for j in judges:
@@ -77,11 +91,13 @@ def write_judges(judges, budget: str = "full", results_path=None, runs_dir=None)
         if not path.exists():
             raise RuntimeError(f"judge {j}: no metrics at {path}; run {'make reproduce' if j == 0 else 'make judges'}")
         metrics = read_metrics(path)
-        runs[j] = {k: metrics[k] for k in ("vae", "beyond") if k in metrics}
-    section = collect(runs)
+        runs[j] = {k: metrics[k] for k in JUDGE_SECTIONS if k in metrics}
+    claims = {**CLAIMS, **JUDGE_CLAIMS}
+    section = collect(runs, HEADLINE + JUDGE_HEADLINE, claims)
     section["stats"] = _nest({p: x for p, x in flatten_stats(section["stats"]).items() if p.split(".")[-1] in JUDGED})
     section["claims"] = {name: c for name, c in section["claims"].items()
-                         if all(p.split(".")[-1] in JUDGED for p in CLAIMS[name])}
+                         if all(p.split(".")[-1] in JUDGED for p in claims[name])}
+    section["kept"] = {str(j): m["free_bits"]["kept"] for j, m in sorted(runs.items()) if "free_bits" in m}
     return merge_metrics(results_path, "judges", {"judges": section.pop("seeds"), **section, "budget": budget})
 
 
@@ -137,9 +153,9 @@ def run_seeds(seeds, budget: str = "full", runs_dir=None, log_output: bool = Tru
     return ran
 
 
-def headline(metrics: dict) -> dict[str, float]:
-    """The headline numbers of one run's metrics, {dotted path: value}; paths the run has not written (a
-    notebook not run yet) are left out."""
+def headline(metrics: dict, patterns=HEADLINE) -> dict[str, float]:
+    """The headline numbers of one run's metrics, {dotted path: value}, at the dotted ``patterns``; paths the run has
+    not written (a notebook not run yet) are left out."""
     found = {}
 
     def walk(node, parts, path):
@@ -153,7 +169,7 @@ def headline(metrics: dict) -> dict[str, float]:
         for key in keys:
             walk(node[key], parts[1:], path + [key])
 
-    for pattern in HEADLINE:
+    for pattern in patterns:
         walk(metrics, pattern.split("."), [])
     return found
 
@@ -181,12 +197,13 @@ def _nest(flat: dict) -> dict:
     return out
 
 
-def collect(runs: dict[int, dict]) -> dict:
+def collect(runs: dict[int, dict], patterns=HEADLINE, claims_of: dict = CLAIMS) -> dict:
     """The ``seeds`` section from the metrics of each seed ({seed: metrics}, seed 0 the report's run):
     ``stats`` nests, under each headline path, the aggregate of the seeds that have it, its per-seed
-    ``values`` and the ``seed0`` value; ``claims`` says for each of ``CLAIMS`` in how many seeds it holds;
+    ``values`` and the ``seed0`` value (at the dotted ``patterns``); ``claims`` says for each chain of ``claims_of``
+    in how many seeds it holds;
     ``chosen`` is notebook 06's validation choice in each seed."""
-    numbers = {seed: headline(m) for seed, m in sorted(runs.items())}
+    numbers = {seed: headline(m, patterns) for seed, m in sorted(runs.items())}
     paths = sorted({p for found in numbers.values() for p in found})
     stats = {}
     for path in paths:
@@ -194,7 +211,7 @@ def collect(runs: dict[int, dict]) -> dict:
         stats[path] = {**aggregate(list(values.values())), "values": {str(s): v for s, v in values.items()},
                        "seed0": values.get(0)}
     claims = {}
-    for name, chain in CLAIMS.items():
+    for name, chain in claims_of.items():
         seeds = [s for s, found in numbers.items() if all(p in found for p in chain)]
         holds = [s for s in seeds if all(numbers[s][a] < numbers[s][b] for a, b in zip(chain, chain[1:]))]
         claims[name] = {"holds": len(holds), "n": len(seeds), "fails_in_seeds": [s for s in seeds if s not in holds]}

@@ -8,6 +8,10 @@ merged into the results file (``timings``, ``training_times``).
 
 Ctrl-C interrupts the running kernel as JupyterLab's stop button does (a model in training writes its
 checkpoint), and the run ends with one line that says what stopped and how to go on.
+
+``--jobs N`` runs N notebooks side by side, each in a process of its own with the cores shared out among them, in
+the order of ``launch_order`` as far as ``AFTER`` allows (a notebook that reads another's results waits for it); the
+quick budget does so by default with two (``default_jobs``). Ctrl-C reaches every running notebook as above.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -25,25 +30,37 @@ from pathlib import Path
 from ..data.quickdraw import DataError, load_quickdraw, resolve_data_dir
 from ..devices import PRECISIONS, busy_cpu_seconds, check_precision, machine_summary, pick_device
 from ..files import ROOT
-from ..results import default_outputs, merge_metrics
+from ..results import default_outputs, merge_metrics, read_metrics
 from ..studies.registry import BUDGETS
 
-__all__ = ["SMALL_PARAMS", "CHOICES", "ParameterError", "Interrupted", "notebooks", "declared_parameters",
-           "check_parameters", "run_notebook", "reproduce", "training_seconds"]
+__all__ = ["SMALL_PARAMS", "CHOICES", "AFTER", "ParameterError", "Interrupted", "notebooks", "declared_parameters",
+           "check_parameters", "run_notebook", "reproduce", "run_timed", "default_jobs", "launch_order", "schedule",
+           "serve_tasks", "training_seconds"]
 
 
 NOTEBOOK_DIR = ROOT / "notebooks"
+RUN_ID = "QUICKDRAW_RUN_ID"  # names one notebook's run: the model cache records it beside each model it trains
 
 # The small runs: every notebook that declares ``budget`` gets "quick" (QUICK=1, a demo in minutes) or "tiny"
 # (the notebook tests, seconds) and reads its models' budgets from the registry (helpers/studies/registry.py).
 # These are the evaluation and figure sizes of the small runs, by parameter name: each notebook takes the
 # ones it declares.
 SMALL_PARAMS = {
-    "quick": {"n_eval": 100, "iwae_k": 10, "n_samples": 150, "max_points": 500, "n_draws": 2, "curve_n": 20,
+    "quick": {"n_eval": 100, "iwae_k": 5, "n_samples": 150, "max_points": 500, "n_draws": 2, "curve_n": 20,
               "curve_k_max": 20, "nll_n": 100, "nll_k": 20, "n_adherence": 50, "n_grid": 16},
     "tiny": {"n_examples": 3, "n_show": 1, "n_eval": 20, "iwae_k": 4, "n_samples": 40,
              "max_points": 150, "n_draws": 1, "curve_n": 6, "curve_k_max": 10, "nll_n": 8, "nll_k": 4, "n_adherence": 8,
              "n_grid": 8},
+}
+
+# The notebooks that read what another notebook wrote into the results file, and so run after it when notebooks
+# run side by side (``--jobs``): the conditional design that notebook 06 chose on the validation split
+# (helpers.chosen_design). Everything else they share comes from the model cache, where one process trains a
+# config while the others wait for it.
+AFTER = {
+    "08_latent_arithmetic": ("06_samplers_and_designs",),
+    "10_pixel_decoder": ("06_samplers_and_designs",),
+    "11_vq_vae": ("06_samplers_and_designs",),
 }
 
 _TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
@@ -195,9 +212,10 @@ def _check_precision(params: dict) -> None:
 
 
 def reproduce(only=None, budget: str = "full", extra: dict | None = None, fig_dir=None, results_path=None,
-              runs_dir=None, out_dir=None, log_output=True) -> dict:
-    """Check the data, then run the notebooks in order at ``budget`` ("full", "quick", "tiny"); return
-    {notebook: seconds}. Outputs of a quick run default to runs/quick/, never over the committed results."""
+              runs_dir=None, out_dir=None, log_output=True, jobs: int = 1) -> dict:
+    """Check the data, then run the notebooks at ``budget`` ("full", "quick", "tiny"), in order, or ``jobs`` at a
+    time as far as ``AFTER`` allows; return {notebook: seconds}. Outputs of a quick run default to runs/quick/,
+    never over the committed results."""
     if budget not in BUDGETS:
         raise ParameterError(f"budget must be one of {', '.join(BUDGETS)}, got {budget!r}")
     data_dir = resolve_data_dir().resolve()
@@ -225,21 +243,209 @@ def reproduce(only=None, budget: str = "full", extra: dict | None = None, fig_di
         params = {k: v for k, v in {**common, **extra}.items() if k in declared_parameters(p)}
         check_parameters(p, params)
         plans.append((p, params))
-    times = {}
-    for p, params in plans:
-        print(f"== {p.name} ({budget} budget) ==", flush=True)
-        machine = machine_summary(params.get("device", "auto"))  # the load before the notebook starts
-        started, busy, ours = time.time(), busy_cpu_seconds(), _own_cpu_seconds()
-        times[p.stem] = run_notebook(p, params, out_dir, log_output=log_output)
-        if busy is not None:  # cores' worth of CPU that other processes used while the notebook ran
-            other = (busy_cpu_seconds() - busy) - (_own_cpu_seconds() - ours)
-            machine["other_processes_cores"] = round(max(0.0, other) / times[p.stem], 2)
-        training = training_seconds(runs_dir, since=started)
-        print(f"== {p.name} done in {times[p.stem]:.0f} s, of which {training:.0f} s training ==", flush=True)
-        merge_metrics(results_path, "timings", {p.stem: times[p.stem]}, update=True)
-        merge_metrics(results_path, "training_times", {p.stem: training}, update=True)
-        merge_metrics(results_path, "timings_machine", {p.stem: machine}, update=True)
+    if jobs < 1:
+        raise ParameterError(f"jobs must be at least 1, got {jobs}")
+    if jobs > 1 and len(plans) > 1:
+        return _run_side_by_side(plans, jobs, budget, out_dir, runs_dir, results_path)
+    return {p.stem: run_timed(p, params, budget, out_dir, runs_dir, results_path, log_output)
+            for p, params in plans}
+
+
+def run_timed(path: Path, params: dict, budget: str, out_dir: Path, runs_dir: Path, results_path: Path,
+              log_output: bool = True, jobs: int = 1) -> float:
+    """Run one notebook and merge its wall time, its training time and the machine's state into the results file
+    (``timings``, ``training_times``, ``timings_machine``); return the wall time (s)."""
+    print(f"== {path.name} ({budget} budget) ==", flush=True)
+    machine = machine_summary(params.get("device", "auto"))  # the load before the notebook starts
+    if jobs > 1:
+        machine["notebooks_side_by_side"] = jobs  # the other processes below include the other notebooks
+    started, busy, ours = time.time(), busy_cpu_seconds(), _own_cpu_seconds()
+    run_id = os.environ[RUN_ID] = uuid.uuid4().hex  # the kernel inherits it; the model cache records it
+    try:
+        seconds = run_notebook(path, params, out_dir, log_output=log_output)
+    finally:
+        del os.environ[RUN_ID]
+    if busy is not None:  # cores' worth of CPU that other processes used while the notebook ran
+        other = (busy_cpu_seconds() - busy) - (_own_cpu_seconds() - ours)
+        machine["other_processes_cores"] = round(max(0.0, other) / seconds, 2)
+    training = training_seconds(runs_dir, since=started, run_id=run_id)
+    print(f"== {path.name} done in {seconds:.0f} s, of which {training:.0f} s training ==", flush=True)
+    merge_metrics(results_path, "timings", {path.stem: seconds}, update=True)
+    merge_metrics(results_path, "training_times", {path.stem: training}, update=True)
+    merge_metrics(results_path, "timings_machine", {path.stem: machine}, update=True)
+    return seconds
+
+
+def default_jobs(budget: str) -> int:
+    """Notebooks run side by side by default: two for the quick budget (the demo, where much of each notebook is
+    one-threaded Python: kernel start, imports, figures) on a machine with two or more CPUs, one otherwise. The
+    report's run keeps one at a time: each notebook then has every core, as when its numbers were made (a thread
+    count is part of a stored evaluation's key, and fp32 sums may differ in their last bits between counts)."""
+    return min(2, os.cpu_count() or 1) if budget == "quick" else 1
+
+
+def schedule(stems: list[str], jobs: int, running: set[str], done: set[str], failed: set[str]) -> list[str]:
+    """The notebooks of ``stems`` (in that order) to start now: those not started whose notebooks of ``AFTER`` that are
+    part of this run have finished without error, at most ``jobs`` running at once. A notebook whose earlier
+    notebook failed is never started (the caller reports it)."""
+    chosen: list[str] = []
+    for stem in stems:
+        if len(running) + len(chosen) >= jobs:
+            break
+        if stem in running or stem in done or stem in failed:
+            continue
+        before = [b for b in AFTER.get(stem, ()) if b in stems]
+        if all(b in done and b not in failed for b in before):
+            chosen.append(stem)
+    return chosen
+
+
+def launch_order(stems: list[str], previous: dict) -> list[str]:
+    """The order in which a side-by-side run starts the notebooks of ``stems`` (``schedule`` keeps it as far as
+    ``AFTER`` allows): first those that others in the run wait for, then the longest first, so that no core sits
+    idle at the end while one long notebook runs alone. Lengths are the wall times of the last run into the same
+    results file (``previous``, its ``timings``) when it has every notebook; otherwise later notebooks count as
+    longer (they study more models)."""
+    waited_for = {b for stem in stems for b in AFTER.get(stem, ()) if b in stems}
+    known = all(stem in previous for stem in stems)
+    return sorted(stems, key=lambda stem: (stem not in waited_for,
+                                           -previous[stem] if known else -stems.index(stem)))
+
+
+def _run_side_by_side(plans, jobs: int, budget: str, out_dir: Path, runs_dir: Path, results_path: Path) -> dict:
+    """Run the notebooks ``jobs`` at a time in ``launch_order`` as far as ``AFTER`` allows. ``jobs`` worker
+    processes (``serve_tasks``) each run one notebook after another (``run_timed``, with its own Ctrl-C handling);
+    each gets cores // jobs threads (OMP_NUM_THREADS, unless set), and their output is printed line by line behind
+    the number of the notebook it belongs to. The model cache and the results file are safe for processes running at
+    once (one trains a config, the others wait for it)."""
+    import queue
+    import subprocess
+    import threading
+
+    by_stem = {p.stem: (p, params) for p, params in plans}
+    stems = launch_order(list(by_stem), read_metrics(results_path).get("timings", {}))
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
+    env.setdefault("MKL_NUM_THREADS", env["OMP_NUM_THREADS"])
+    print(f"== {len(stems)} notebooks, {jobs} at a time, {env['OMP_NUM_THREADS']} thread(s) each ==", flush=True)
+    finished: queue.Queue = queue.Queue()  # (worker, exit status of its notebook) as the workers report them
+    workers = []
+    for w in range(min(jobs, len(stems))):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from helpers.pipeline.runner import serve_tasks; "
+             "sys.exit(serve_tasks())"],
+            cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            encoding="utf-8", errors="replace", start_new_session=os.name == "posix")
+        workers.append({"proc": proc, "stem": None, "tail": []})
+        workers[w]["relay"] = threading.Thread(target=_relay, args=(w, workers[w], finished), daemon=True)
+        workers[w]["relay"].start()
+    started: dict[str, float] = {}
+    times: dict[str, float] = {}
+    done: set[str] = set()
+    failed: set[str] = set()
+    tails: dict[str, list[str]] = {}
+    interrupts = 0
+
+    def on_sigint(signum, frame) -> None:  # POSIX: the workers have sessions of their own, so pass Ctrl-C on
+        nonlocal interrupts
+        interrupts += 1
+        if os.name == "posix":
+            for worker in workers:
+                if worker["stem"] and worker["proc"].poll() is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        worker["proc"].send_signal(signal.SIGINT)
+
+    def end(worker: dict, status: int) -> None:
+        stem, worker["stem"] = worker["stem"], None
+        if stem is None:
+            return
+        times[stem] = time.perf_counter() - started[stem]
+        tails[stem] = worker["tail"][-6:]
+        (done if status == 0 else failed).add(stem)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        while True:
+            idle = [w for w in workers if w["stem"] is None and w["proc"].poll() is None]
+            if not interrupts and not failed and idle:
+                running = {w["stem"] for w in workers if w["stem"]}
+                for worker, stem in zip(idle, schedule(stems, len(running) + len(idle), running, done, failed)):
+                    p, params = by_stem[stem]
+                    task = {"path": str(p), "params": params, "budget": budget, "out_dir": str(out_dir),
+                            "runs_dir": str(runs_dir), "results_path": str(results_path), "jobs": jobs}
+                    worker["stem"], worker["tail"], started[stem] = stem, [], time.perf_counter()
+                    worker["proc"].stdin.write(json.dumps(task) + "\n")
+                    worker["proc"].stdin.flush()
+            busy = [w for w in workers if w["stem"]]
+            if not busy and (interrupts or failed or not schedule(stems, jobs, set(), done, failed)):
+                break
+            try:
+                w, status = finished.get(timeout=0.1)
+                end(workers[w], status)
+            except queue.Empty:
+                for worker in busy:  # a worker that died without reporting (killed, out of memory): its output ended
+                    if not worker["relay"].is_alive() and finished.empty():
+                        end(worker, worker["proc"].wait() or 1)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        for worker in workers:
+            with contextlib.suppress(OSError):
+                worker["proc"].stdin.close()  # a worker ends when its tasks do
+        for worker in workers:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                worker["proc"].wait(timeout=30)
+    if interrupts:
+        stopped = ", ".join(sorted(failed)) or "none"
+        raise Interrupted(f"Ctrl-C; notebooks finished: {', '.join(sorted(done)) or 'none'}; stopped: {stopped}")
+    if failed:
+        lines = "\n".join(f"  {stem}: " + "\n    ".join(tails.get(stem, [])) for stem in sorted(failed))
+        not_run = [s for s in stems if s not in done and s not in failed]
+        raise RuntimeError(f"{', '.join(sorted(failed))} failed (the last lines of its output below); "
+                           f"not run: {', '.join(not_run) or 'none'}\n{lines}")
     return times
+
+
+_DONE = "@@quickdraw-ae task ended with status"  # a worker's line after each notebook
+
+
+def _relay(index: int, worker: dict, finished) -> None:
+    """A worker's output, line by line, behind the number of the notebook it is running; its end-of-task lines go to
+    ``finished`` as (worker, status)."""
+    for line in worker["proc"].stdout:
+        if line.startswith(_DONE):
+            finished.put((index, int(line[len(_DONE):])))
+        elif line.strip():  # a progress bar's carriage returns leave empty lines
+            worker["tail"] = worker["tail"][-19:] + [line.rstrip()]
+            _print_line(f"[{(worker['stem'] or '--')[:2]}] {line.rstrip()}")
+
+
+def _print_line(text: str) -> None:
+    """Print one line whatever the terminal's encoding (a cp1252 console cannot show every character)."""
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    print(text.encode(encoding, errors="replace").decode(encoding), flush=True)
+
+
+def serve_tasks() -> int:
+    """A worker of a side-by-side run (``_run_side_by_side``): run the notebook of each task line of stdin (JSON) with
+    ``run_timed``, then print how it ended (``_DONE`` and 0 done, 1 failed, 130 stopped by Ctrl-C); stop after a
+    Ctrl-C or at the end of stdin. One process for many notebooks: Python and its imports start once."""
+    for line in sys.stdin:
+        task = json.loads(line)
+        status = 0
+        try:
+            run_timed(Path(task["path"]), task["params"], task["budget"], Path(task["out_dir"]),
+                      Path(task["runs_dir"]), Path(task["results_path"]), log_output=True, jobs=task["jobs"])
+        except Interrupted as e:
+            print(f"interrupted: {e}", flush=True)
+            status = 130
+        except Exception as e:  # the parent reports the failure with this output's last lines
+            print(f"error: {type(e).__name__}: {e}", flush=True)
+            status = 1
+        sys.stderr.flush()
+        print(f"{_DONE} {status}", flush=True)
+        if status == 130:
+            return 130
+    return 0
 
 
 def _own_cpu_seconds() -> float:
@@ -248,16 +454,19 @@ def _own_cpu_seconds() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
-def training_seconds(runs_dir: Path, since: float) -> float:
+def training_seconds(runs_dir: Path, since: float, run_id: str | None = None) -> float:
     """The training time (s) of the models that finished training after ``since`` (a time.time()): what their
-    records in the model cache say (``wall_time_s``; over every resumed part of a run). The rest of a notebook's
-    wall time is evaluation, figures and kernel start."""
+    records in the model cache say (``wall_time_s``; over every resumed part of a run); with ``run_id``, only those
+    that one notebook's kernel trained (notebooks side by side share the cache). The rest of a notebook's wall time
+    is evaluation, figures and kernel start."""
     import torch
 
     total = 0.0
     for final in (Path(runs_dir) / "models").glob("*/model.pt"):
         if final.stat().st_mtime >= since:
-            total += torch.load(final, map_location="cpu", weights_only=True)["record"]["wall_time_s"]
+            record = torch.load(final, map_location="cpu", weights_only=True)["record"]
+            if run_id is None or record.get("run_id") == run_id:
+                total += record["wall_time_s"]
     return total
 
 
@@ -287,6 +496,8 @@ def main(argv=None) -> int:
     ap.add_argument("--budget", choices=BUDGETS, help="the models' budget (default: full; --quick: quick)")
     ap.add_argument("--out", type=Path, help="write figures, metrics.json and executed notebooks here")
     ap.add_argument("--runs-dir", type=Path, help="model cache (default: runs/)")
+    ap.add_argument("--jobs", type=int, help="notebooks run side by side, in that many processes with the cores "
+                    "shared out (default: 2 for the quick budget on 2 or more CPUs, else 1)")
     ap.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                     help="a notebook parameter (Python literal), e.g. -p seed 1")
     args = ap.parse_args(argv)
@@ -295,7 +506,8 @@ def main(argv=None) -> int:
     try:
         reproduce(only=args.only, budget=budget, extra={k: _literal(v) for k, v in args.p},
                   fig_dir=out and out / "figures", results_path=out and out / "metrics.json",
-                  out_dir=out and out / "notebooks", runs_dir=args.runs_dir)
+                  out_dir=out and out / "notebooks", runs_dir=args.runs_dir,
+                  jobs=default_jobs(budget) if args.jobs is None else args.jobs)
     except Interrupted as e:
         print(f"interrupted: {e}. Run the same command again to go on from there "
               f"(trained models load from the cache, a checkpoint resumes).", file=sys.stderr)

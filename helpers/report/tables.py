@@ -6,7 +6,7 @@ their sampling spread over repeated draws."""
 
 from __future__ import annotations
 
-from ..results import CLAIMS, bits_per_dim, flatten_stats, lookup, spread_cell
+from ..results import CLAIMS, JUDGE_CLAIMS, bits_per_dim, flatten_stats, lookup, spread_cell
 from ..studies.registry import runs_of
 
 __all__ = ["TABLES", "SAMPLE_HEADER", "md_table", "pct_cell", "sample_cells", "sample_note", "sample_rows",
@@ -109,7 +109,7 @@ def table_judge_claims(m: dict) -> str:
     and whether each judge's validation score picks the same conditional design as judge 0's."""
     rows = []
     for name, c in m["judges"]["claims"].items():
-        chain = CLAIMS[name]
+        chain = {**CLAIMS, **JUDGE_CLAIMS}[name]
         if c["n"]:
             rows.append([_chain(m, chain), f"{c['holds']} of {c['n']}",
                          ", ".join(map(str, c["fails_in_seeds"])) or "–"])
@@ -119,6 +119,11 @@ def table_judge_claims(m: dict) -> str:
         other = [j for j, name in chosen.items() if name != first]
         rows.append(["the conditional design chosen on validation is judge 0's", f"{len(chosen) - len(other)} of "
                      f"{len(chosen)}", ", ".join(other) or "–"])
+    kept = m["judges"].get("kept", {})
+    if kept:
+        other = [j for j, choice in kept.items() if choice != kept.get("0")]
+        rows.append(["the free-bits model and sampler kept on validation are judge 0's", f"{len(kept) - len(other)} of "
+                     f"{len(kept)}", ", ".join(other) or "–"])
     return md_table(["comparison (lower first)", "holds under judges", "fails under judge"], rows)
 
 

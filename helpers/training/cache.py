@@ -77,7 +77,8 @@ def train_or_load(name: str, spec: dict, cfg: TrainConfig, data: QuickDraw, devi
             print(f"{name}: resuming from {ckpt}")
         record = fit(model, loss_fn, train, val, cfg, ckpt_path=ckpt, progress=progress, desc=name)
         record.update(name=name, key=key, spec=spec, train_config=asdict(cfg), device=str(device),
-                      threads=torch.get_num_threads())  # CPU results are bit-identical per machine and thread count
+                      threads=torch.get_num_threads(),  # CPU results are bit-identical per machine and thread count
+                      run_id=os.environ.get("QUICKDRAW_RUN_ID"))  # the runner's notebook run that trained it
         atomic_torch_save(final, {"model": model.state_dict(), "record": record})
         ckpt.unlink(missing_ok=True)
     record["trained_now"] = True
