@@ -374,8 +374,11 @@ def _run_side_by_side(plans, jobs: int, budget: str, out_dir: Path, runs_dir: Pa
                     task = {"path": str(p), "params": params, "budget": budget, "out_dir": str(out_dir),
                             "runs_dir": str(runs_dir), "results_path": str(results_path), "jobs": jobs}
                     worker["stem"], worker["tail"], started[stem] = stem, [], time.perf_counter()
-                    worker["proc"].stdin.write(json.dumps(task) + "\n")
-                    worker["proc"].stdin.flush()
+                    try:
+                        worker["proc"].stdin.write(json.dumps(task) + "\n")
+                        worker["proc"].stdin.flush()
+                    except OSError:  # the worker has died: the check below reports its notebook as failed
+                        pass
             busy = [w for w in workers if w["stem"]]
             if not busy and (interrupts or failed or not schedule(stems, jobs, set(), done, failed)):
                 break
