@@ -23,6 +23,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -245,7 +246,8 @@ def reproduce(only=None, budget: str = "full", extra: dict | None = None, fig_di
         plans.append((p, params))
     if jobs < 1:
         raise ParameterError(f"jobs must be at least 1, got {jobs}")
-    if jobs > 1 and len(plans) > 1:
+    jobs = min(jobs, len(plans))
+    if jobs > 1:
         return _run_side_by_side(plans, jobs, budget, out_dir, runs_dir, results_path)
     return {p.stem: run_timed(p, params, budget, out_dir, runs_dir, results_path, log_output)
             for p, params in plans}
@@ -260,11 +262,15 @@ def run_timed(path: Path, params: dict, budget: str, out_dir: Path, runs_dir: Pa
     if jobs > 1:
         machine["notebooks_side_by_side"] = jobs  # the other processes below include the other notebooks
     started, busy, ours = time.time(), busy_cpu_seconds(), _own_cpu_seconds()
+    outer = os.environ.get(RUN_ID)
     run_id = os.environ[RUN_ID] = uuid.uuid4().hex  # the kernel inherits it; the model cache records it
     try:
         seconds = run_notebook(path, params, out_dir, log_output=log_output)
     finally:
-        del os.environ[RUN_ID]
+        if outer is None:
+            del os.environ[RUN_ID]
+        else:
+            os.environ[RUN_ID] = outer
     if busy is not None:  # cores' worth of CPU that other processes used while the notebook ran
         other = (busy_cpu_seconds() - busy) - (_own_cpu_seconds() - ours)
         machine["other_processes_cores"] = round(max(0.0, other) / seconds, 2)
@@ -281,7 +287,7 @@ def default_jobs(budget: str) -> int:
     one-threaded Python: kernel start, imports, figures) on a machine with two or more CPUs, one otherwise. The
     report's run keeps one at a time: each notebook then has every core, as when its numbers were made (a thread
     count is part of a stored evaluation's key, and fp32 sums may differ in their last bits between counts)."""
-    return min(2, os.cpu_count() or 1) if budget == "quick" else 1
+    return min(2, _usable_cpus()) if budget == "quick" else 1
 
 
 def schedule(stems: list[str], jobs: int, running: set[str], done: set[str], failed: set[str]) -> list[str]:
@@ -317,20 +323,23 @@ def _run_side_by_side(plans, jobs: int, budget: str, out_dir: Path, runs_dir: Pa
     processes (``serve_tasks``) each run one notebook after another (``run_timed``, with its own Ctrl-C handling);
     each gets cores // jobs threads (OMP_NUM_THREADS, unless set), and their output is printed line by line behind
     the number of the notebook it belongs to. The model cache and the results file are safe for processes running at
-    once (one trains a config, the others wait for it)."""
+    once (one trains a config, the others wait for it).
+
+    Ctrl-C is passed on to the running notebooks (POSIX; on Windows the console sends it to every process), each of
+    which stops as in a run of one at a time; a third Ctrl-C, or SIGTERM/SIGHUP to this process, ends the workers at
+    once."""
     import queue
     import subprocess
-    import threading
 
     by_stem = {p.stem: (p, params) for p, params in plans}
     stems = launch_order(list(by_stem), read_metrics(results_path).get("timings", {}))
     env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
+    env.setdefault("OMP_NUM_THREADS", str(max(1, _usable_cpus() // jobs)))
     env.setdefault("MKL_NUM_THREADS", env["OMP_NUM_THREADS"])
     print(f"== {len(stems)} notebooks, {jobs} at a time, {env['OMP_NUM_THREADS']} thread(s) each ==", flush=True)
     finished: queue.Queue = queue.Queue()  # (worker, exit status of its notebook) as the workers report them
     workers = []
-    for w in range(min(jobs, len(stems))):
+    for w in range(jobs):
         proc = subprocess.Popen(
             [sys.executable, "-c", "import sys; from helpers.pipeline.runner import serve_tasks; "
              "sys.exit(serve_tasks())"],
@@ -343,17 +352,35 @@ def _run_side_by_side(plans, jobs: int, budget: str, out_dir: Path, runs_dir: Pa
     times: dict[str, float] = {}
     done: set[str] = set()
     failed: set[str] = set()
+    stopped: set[str] = set()
     tails: dict[str, list[str]] = {}
     interrupts = 0
 
-    def on_sigint(signum, frame) -> None:  # POSIX: the workers have sessions of their own, so pass Ctrl-C on
+    def kill_workers() -> None:
+        for worker in workers:
+            if worker["proc"].poll() is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    if os.name == "posix":
+                        os.killpg(worker["proc"].pid, signal.SIGKILL)  # the worker and its kernel's process group
+                    else:
+                        worker["proc"].kill()
+
+    def on_sigint(signum, frame) -> None:
         nonlocal interrupts
         interrupts += 1
-        if os.name == "posix":
+        if interrupts >= 3:
+            kill_workers()
+            raise Interrupted("Ctrl-C three times: the notebooks were ended at once (a model in training goes on from "
+                              "its last checkpoint)")
+        if os.name == "posix":  # the workers have sessions of their own: pass Ctrl-C on to the running ones
             for worker in workers:
                 if worker["stem"] and worker["proc"].poll() is None:
                     with contextlib.suppress(ProcessLookupError):
                         worker["proc"].send_signal(signal.SIGINT)
+
+    def on_termination(signum, frame) -> None:  # kill, a closed terminal, a cancelled CI job
+        kill_workers()
+        raise SystemExit(128 + signum)
 
     def end(worker: dict, status: int) -> None:
         stem, worker["stem"] = worker["stem"], None
@@ -361,94 +388,139 @@ def _run_side_by_side(plans, jobs: int, budget: str, out_dir: Path, runs_dir: Pa
             return
         times[stem] = time.perf_counter() - started[stem]
         tails[stem] = worker["tail"][-6:]
-        (done if status == 0 else failed).add(stem)
+        {0: done, 130: stopped}.get(status, failed).add(stem)
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    handlers = {signal.SIGINT: on_sigint, signal.SIGTERM: on_termination}
+    if hasattr(signal, "SIGHUP"):
+        handlers[signal.SIGHUP] = on_termination
+    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
     try:
         while True:
             idle = [w for w in workers if w["stem"] is None and w["proc"].poll() is None]
-            if not interrupts and not failed and idle:
-                running = {w["stem"] for w in workers if w["stem"]}
-                for worker, stem in zip(idle, schedule(stems, len(running) + len(idle), running, done, failed)):
-                    p, params = by_stem[stem]
-                    task = {"path": str(p), "params": params, "budget": budget, "out_dir": str(out_dir),
-                            "runs_dir": str(runs_dir), "results_path": str(results_path), "jobs": jobs}
-                    worker["stem"], worker["tail"], started[stem] = stem, [], time.perf_counter()
-                    try:
-                        worker["proc"].stdin.write(json.dumps(task) + "\n")
-                        worker["proc"].stdin.flush()
-                    except OSError:  # the worker has died: the check below reports its notebook as failed
-                        pass
+            running = {w["stem"] for w in workers if w["stem"]}
+            for worker, stem in zip(idle, schedule(stems, len(running) + len(idle), running, done, failed | stopped)):
+                if interrupts or failed:  # checked again for each: a Ctrl-C may come in between
+                    break
+                p, params = by_stem[stem]
+                task = {"path": str(p), "params": params, "budget": budget, "out_dir": str(out_dir),
+                        "runs_dir": str(runs_dir), "results_path": str(results_path), "jobs": jobs}
+                worker["stem"], worker["tail"], started[stem] = stem, [], time.perf_counter()
+                with contextlib.suppress(OSError):  # a worker that died: the check below reports its notebook
+                    worker["proc"].stdin.write(json.dumps(task) + "\n")
+                    worker["proc"].stdin.flush()
             busy = [w for w in workers if w["stem"]]
-            if not busy and (interrupts or failed or not schedule(stems, jobs, set(), done, failed)):
+            if not busy and (interrupts or failed or not schedule(stems, jobs, set(), done, failed | stopped)):
                 break
+            if not busy and not any(w["proc"].poll() is None for w in workers):
+                raise RuntimeError("every worker process has ended, with notebooks left to run: "
+                                   + ", ".join(s for s in stems if s not in done))
             try:
                 w, status = finished.get(timeout=0.1)
                 end(workers[w], status)
             except queue.Empty:
-                for worker in busy:  # a worker that died without reporting (killed, out of memory): its output ended
-                    if not worker["relay"].is_alive() and finished.empty():
-                        end(worker, worker["proc"].wait() or 1)
+                for worker in busy:  # a worker that died without reporting (killed, out of memory)
+                    if worker["proc"].poll() is not None and not worker["relay"].is_alive() and finished.empty():
+                        end(worker, worker["proc"].returncode or 1)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         for worker in workers:
             with contextlib.suppress(OSError):
                 worker["proc"].stdin.close()  # a worker ends when its tasks do
         for worker in workers:
-            with contextlib.suppress(subprocess.TimeoutExpired):
+            try:
                 worker["proc"].wait(timeout=30)
-    if interrupts:
-        stopped = ", ".join(sorted(failed)) or "none"
-        raise Interrupted(f"Ctrl-C; notebooks finished: {', '.join(sorted(done)) or 'none'}; stopped: {stopped}")
+            except subprocess.TimeoutExpired:
+                kill_workers()
+    not_run = [s for s in stems if s not in done | failed | stopped]
     if failed:
         lines = "\n".join(f"  {stem}: " + "\n    ".join(tails.get(stem, [])) for stem in sorted(failed))
-        not_run = [s for s in stems if s not in done and s not in failed]
-        raise RuntimeError(f"{', '.join(sorted(failed))} failed (the last lines of its output below); "
-                           f"not run: {', '.join(not_run) or 'none'}\n{lines}")
+        raise RuntimeError(f"{', '.join(sorted(failed))} failed (the last lines of its output below); stopped by "
+                           f"Ctrl-C: {', '.join(sorted(stopped)) or 'none'}; not run: {', '.join(not_run) or 'none'}"
+                           f"\n{lines}")
+    if interrupts and (stopped or not_run):
+        raise Interrupted(f"Ctrl-C; notebooks finished: {', '.join(sorted(done)) or 'none'}; stopped: "
+                          f"{', '.join(sorted(stopped)) or 'none'}; not run: {', '.join(not_run) or 'none'}")
     return times
 
 
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity where the system says, e.g. under taskset or a container's
+    cpuset), else all of them."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 _DONE = "@@quickdraw-ae task ended with status"  # a worker's line after each notebook
+_print_lock = threading.Lock()
 
 
 def _relay(index: int, worker: dict, finished) -> None:
     """A worker's output, line by line, behind the number of the notebook it is running; its end-of-task lines go to
-    ``finished`` as (worker, status)."""
+    ``finished`` as (worker, status). It reads to the end whatever happens to the printing (a closed terminal), so
+    that the worker never blocks on a full pipe."""
+    printing = True
     for line in worker["proc"].stdout:
         if line.startswith(_DONE):
-            finished.put((index, int(line[len(_DONE):])))
+            status = line[len(_DONE):].strip()
+            finished.put((index, int(status) if status.lstrip("-").isdigit() else 1))
         elif line.strip():  # a progress bar's carriage returns leave empty lines
             worker["tail"] = worker["tail"][-19:] + [line.rstrip()]
-            _print_line(f"[{(worker['stem'] or '--')[:2]}] {line.rstrip()}")
+            if printing:
+                try:
+                    _print_line(f"[{(worker['stem'] or '--')[:2]}] {line.rstrip()}")
+                except (OSError, ValueError):
+                    printing = False
 
 
 def _print_line(text: str) -> None:
-    """Print one line whatever the terminal's encoding (a cp1252 console cannot show every character)."""
+    """Print one line, in one write, whatever the terminal's encoding (a cp1252 console cannot show every
+    character)."""
     encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
-    print(text.encode(encoding, errors="replace").decode(encoding), flush=True)
+    with _print_lock:
+        sys.stdout.write(text.encode(encoding, errors="replace").decode(encoding) + "\n")
+        sys.stdout.flush()
 
 
 def serve_tasks() -> int:
     """A worker of a side-by-side run (``_run_side_by_side``): run the notebook of each task line of stdin (JSON) with
     ``run_timed``, then print how it ended (``_DONE`` and 0 done, 1 failed, 130 stopped by Ctrl-C); stop after a
-    Ctrl-C or at the end of stdin. One process for many notebooks: Python and its imports start once."""
-    for line in sys.stdin:
+    Ctrl-C or at the end of stdin. One process for many notebooks: Python and its imports start once. Between
+    notebooks it ignores Ctrl-C (the parent passes it on only to a running notebook; a console sends it to all);
+    on POSIX, a worker whose parent has gone stops its notebook as after Ctrl-C."""
+    if os.name == "posix":
+        parent = os.getppid()
+
+        def watch_parent() -> None:
+            while os.getppid() == parent:
+                time.sleep(1.0)
+            os.kill(os.getpid(), signal.SIGINT)
+
+        threading.Thread(target=watch_parent, daemon=True).start()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        line = sys.stdin.readline()
+        if not line:
+            return 0
         task = json.loads(line)
         status = 0
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             run_timed(Path(task["path"]), task["params"], task["budget"], Path(task["out_dir"]),
                       Path(task["runs_dir"]), Path(task["results_path"]), log_output=True, jobs=task["jobs"])
-        except Interrupted as e:
-            print(f"interrupted: {e}", flush=True)
+        except (Interrupted, KeyboardInterrupt) as e:
+            print(f"interrupted: {e or 'Ctrl-C'}", flush=True)
             status = 130
         except Exception as e:  # the parent reports the failure with this output's last lines
             print(f"error: {type(e).__name__}: {e}", flush=True)
             status = 1
+        finally:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         sys.stderr.flush()
-        print(f"{_DONE} {status}", flush=True)
+        print(f"\n{_DONE} {status}", flush=True)  # on a line of its own, whatever came before
         if status == 130:
             return 130
-    return 0
 
 
 def _own_cpu_seconds() -> float:
